@@ -1,0 +1,3 @@
+"""Clinic FAQ answering service."""
+
+__version__ = "0.1.0"

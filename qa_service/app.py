@@ -1,0 +1,211 @@
+"""The HTTP API: an app factory, thin routes, one error shape. The only module that imports FastAPI.
+
+Serve with ``qa-service serve`` (or ``uvicorn --factory qa_service.app:create_app_from_env``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qa_service import __version__
+from qa_service.embedder import Embedder
+from qa_service.engine import Engine, embedder_from_settings, load_engine
+from qa_service.errors import (
+    IndexUnavailableError,
+    InvalidQuestionError,
+    ModelLoadError,
+    NotFoundError,
+    NotReadyError,
+    QaError,
+)
+from qa_service.schemas import (
+    AskRequest,
+    AskResponse,
+    ErrorResponse,
+    FaqDetail,
+    FaqPage,
+    FaqSummary,
+    HealthResponse,
+    IndexSummary,
+    ReadyResponse,
+)
+from qa_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_STATUS_FOR_ERROR: dict[type[QaError], int] = {
+    NotFoundError: 404,
+    InvalidQuestionError: 422,
+    NotReadyError: 503,
+    IndexUnavailableError: 503,
+    ModelLoadError: 503,
+}
+_CODE_FOR_STATUS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "not_ready",
+}
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": code.replace("_", " ")}
+    for status, code in _CODE_FOR_STATUS.items()
+    if status in (404, 422, 503)
+}
+
+
+class ServiceState:
+    """What the running service holds: the engine once loaded, or why it is not ready."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.engine: Engine | None = None
+        self.not_ready_reason: str | None = "starting"
+
+    def load(self) -> None:
+        try:
+            self.engine = load_engine(self.settings, self.embedder)
+            self.not_ready_reason = None
+        except QaError as exc:
+            self.engine = None
+            self.not_ready_reason = exc.message
+            logger.error("not ready: %s", exc.message)
+
+
+def _state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def _engine(state: Annotated[ServiceState, Depends(_state)]) -> Engine:
+    if state.engine is None:
+        raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
+    return state.engine
+
+
+StateDep = Annotated[ServiceState, Depends(_state)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def _error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body = ErrorResponse.of(code, message, details)
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part != "body"]
+    return ".".join(parts) or "body"
+
+
+def _register_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QaError)
+    async def _domain_error(request: Request, exc: QaError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS_FOR_ERROR.items() if isinstance(exc, kind)), 400)
+        return _error(status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for err in exc.errors():
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            if err.get("type") == "json_invalid":
+                message = "request body is not valid JSON"
+            elif err.get("type") == "extra_forbidden":
+                message = "unknown field"
+            details.append({"location": _location(tuple(err.get("loc", ()))), "message": message})
+        summary = "; ".join(f"{d['location']}: {d['message']}" for d in details) or "invalid request"
+        return _error(422, "invalid_request", summary, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODE_FOR_STATUS.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        response = _error(exc.status_code, code, message)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "internal server error")
+
+
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+    """Build the app. The model and index load in the lifespan, off the event loop."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings, embedder or embedder_from_settings(settings))
+        app.state.service = state
+        await run_in_threadpool(state.load)
+        yield
+
+    app = FastAPI(
+        title="Clinic FAQ answering service",
+        version=__version__,
+        description="Matches patients' questions to curated FAQ answers, with their sources.",
+        lifespan=lifespan,
+    )
+    _register_error_handlers(app)
+
+    @app.post("/v1/ask", response_model=AskResponse, responses=_ERROR_RESPONSES, tags=["questions"])
+    def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
+        """Answer a question from the curated FAQ (or decline, or ask to clarify)."""
+        decision = engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
+        return AskResponse.from_decision(decision)
+
+    @app.get("/v1/faq", response_model=FaqPage, responses=_ERROR_RESPONSES, tags=["faq"])
+    def list_faq(
+        engine: EngineDep,
+        offset: Annotated[int, Query(ge=0, description="Entries to skip.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Entries to return.")] = 100,
+    ) -> FaqPage:
+        """The entries being served, in corpus order."""
+        entries = engine.index.entries
+        items = [
+            FaqSummary(id=e.id, question=e.question, alternates=list(e.alternates), flags=list(e.flags))
+            for e in entries[offset : offset + limit]
+        ]
+        return FaqPage(total=len(entries), offset=offset, limit=limit, items=items)
+
+    @app.get("/v1/faq/{entry_id}", response_model=FaqDetail, responses=_ERROR_RESPONSES, tags=["faq"])
+    def get_faq(entry_id: str, engine: EngineDep) -> FaqDetail:
+        """One entry with its answer and source."""
+        entry = engine.index.entry(entry_id)
+        if entry is None:
+            raise NotFoundError(f"no FAQ entry with id {entry_id!r}")
+        return FaqDetail.from_entry(entry)
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["operations"])
+    def healthz() -> HealthResponse:
+        """Liveness: the process is up."""
+        return HealthResponse()
+
+    @app.get("/readyz", response_model=ReadyResponse, responses=_ERROR_RESPONSES, tags=["operations"])
+    def readyz(engine: EngineDep) -> ReadyResponse:
+        """Readiness: an index is loaded; reports its manifest summary."""
+        return ReadyResponse(index=IndexSummary.from_manifest(engine.index.manifest))
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the QA_* environment."""
+    return create_app(Settings())

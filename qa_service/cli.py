@@ -1,0 +1,310 @@
+"""The ``qa-service`` command line. Every command is ``main([...]) -> exit code`` (tests call it so).
+
+Exit codes: 0 success, 1 a problem with the data or the index (the message names the file and line),
+2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from qa_service import __version__
+from qa_service.errors import QaError
+from qa_service.settings import Settings
+
+logger = logging.getLogger("qa_service")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {
+            "corpus_dir": getattr(args, "corpus_dir", None),
+            "index_dir": getattr(args, "index_dir", None),
+            "model": getattr(args, "model", None),
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+        }.items()
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("faiss", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.importers import import_into_corpus
+
+    summary = import_into_corpus(args.source, settings.corpus_dir, name=args.name, fmt=args.format, force=args.force)
+    entries = summary.result.entries
+    flagged = [entry for entry in entries if entry.flags]
+    print(f"imported {len(entries)} entries into {summary.corpus_file} (raw source kept as {summary.source_copy})")
+    for note in summary.result.notes:
+        print(f"  note: {note}")
+    if flagged:
+        print(f"{len(flagged)} entries flagged for review:")
+        for entry in flagged:
+            print(f"  {entry.id}: {', '.join(entry.flags)}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.corpus import corpus_files, load_corpus
+
+    corpus = load_corpus(settings.corpus_dir)
+    files = corpus_files(settings.corpus_dir)
+    flagged = sum(1 for entry in corpus.entries if entry.flags)
+    print(f"{settings.corpus_dir}: {len(corpus.entries)} entries in {len(files)} file(s) are valid; {flagged} flagged")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.builder import build_index, index_is_current
+    from qa_service.engine import embedder_from_settings
+
+    if args.if_stale:
+        reason = index_is_current(settings, settings.model)
+        if reason is None:
+            print(f"index in {settings.index_dir} is up to date with {settings.corpus_dir}; nothing to build")
+            return 0
+        print(f"building: {reason}")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    manifest = build_index(settings, embedder_from_settings(settings), progress=progress)
+    print(
+        f"built index {manifest.build_id} in {settings.index_dir}: {manifest.entry_count} entries, "
+        f"{manifest.vector_count} vectors, model {manifest.model}, {manifest.build_seconds:.1f}s"
+    )
+    if manifest.excluded_ids:
+        flags = ", ".join(settings.exclude_flags)
+        print(f"left out (flagged {flags}): {', '.join(manifest.excluded_ids)}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from qa_service.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _print_decision(payload: dict[str, object]) -> None:
+    status = payload["status"]
+    print(f"[{status}] {payload['message']}")
+    answer = payload.get("answer")
+    if isinstance(answer, dict):
+        print(f"\nQ: {answer['question']}  (id {answer['id']}, score {answer['score']:.3f})\n")
+        print(answer["answer"])
+        source = answer["source"]
+        parts = [source.get(key) for key in ("title", "publisher", "author", "published", "url")]
+        line = ", ".join(str(part) for part in parts if part)
+        if source.get("quotes"):
+            line += f"; quotes {', '.join(source['quotes'])}"
+        print(f"\nSource: {line or 'not recorded'}")
+    alternatives = payload.get("alternatives") or []
+    if alternatives:
+        print("\nSee also:" if status == "answered" else "")
+        for alt in alternatives:  # type: ignore[attr-defined]
+            print(f"  - {alt['question']}  (id {alt['id']}, score {alt['score']:.3f})")
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.engine import load_engine
+    from qa_service.schemas import AskResponse
+
+    engine = load_engine(settings)
+    decision = engine.answerer.ask(args.question, args.top_k or settings.default_top_k)
+    response = AskResponse.from_decision(decision)
+    if args.json:
+        print(response.model_dump_json(indent=2))
+    else:
+        _print_decision(response.model_dump(mode="json"))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.engine import embedder_from_settings, policy_from_settings
+    from qa_service.evaluation import METRIC_KEYS, NOANSWER_KEY, run_evaluation, score_run, sweep
+
+    run = run_evaluation(
+        args.faq,
+        args.queries,
+        embedder_from_settings(settings),
+        noanswer_path=args.noanswer,
+        exclude_flags=settings.exclude_flags,
+        batch_size=settings.encode_batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    policy = policy_from_settings(settings)
+    metrics = score_run(run, policy, settings.default_top_k)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    keys = [*METRIC_KEYS, *([NOANSWER_KEY] if args.noanswer else [])]
+    print(
+        f"{args.faq}: {run.entry_count} entries; {len(run.answerable)} answerable queries"
+        + (f", {len(run.noanswer_rankings or [])} no-answer queries" if args.noanswer else "")
+    )
+    print(f"threshold {policy.answer_threshold}, clarify margin {policy.clarify_margin}")
+    for key in keys:
+        print(f"  {key:<20} {metrics[key]:.4f}")
+    if args.sweep:
+        thresholds = [round(0.2 + 0.025 * step, 3) for step in range(29)]
+        rows = sweep(run, policy, thresholds)
+        print("\n" + "  ".join(f"{key:>10}" for key in ["threshold", *keys]))
+        for row in rows:
+            print("  ".join(f"{row[key]:>10.4f}" for key in ["threshold", *keys]))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.bench import load_questions, measure_http, measure_in_process, start_server
+    from qa_service.engine import load_engine
+
+    questions = load_questions(args.questions)[: args.limit]
+    engine = load_engine(settings)
+    floor = measure_in_process(engine, questions)
+    server = start_server({"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model})
+    try:
+        http = measure_http(server.base_url, questions)
+    finally:
+        server.stop()
+    results = {
+        "questions": len(questions),
+        "in_process_ms": floor.__dict__,
+        "http_c1_ms": http.__dict__,
+        "http_p50_over_floor_p50": round(http.p50_ms / floor.p50_ms, 3),
+        "cold_start_s": round(server.cold_start_s, 2),
+    }
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"{len(questions)} distinct questions, index {engine.index.manifest.build_id}")
+    print(f"{'':<24}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for label, row in (("in-process (floor)", floor), ("HTTP, concurrency 1", http)):
+        print(f"{label:<24}{row.p50_ms:>10.2f}{row.p95_ms:>10.2f}{row.p99_ms:>10.2f}{row.mean_ms:>10.2f}")
+    print(f"HTTP p50 / floor p50: {results['http_p50_over_floor_p50']:.2f}")
+    print(f"cold start (process start to /readyz OK): {server.cold_start_s:.2f}s")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa-service", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"qa-service {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text)
+
+    def corpus_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--corpus-dir", type=Path, help="corpus folder (default: QA_CORPUS_DIR or ./corpus)")
+
+    def index_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--index-dir", type=Path, help="index folder (default: QA_INDEX_DIR or ./index)")
+        command.add_argument("--model", help="embedding model name or path (default: QA_MODEL)")
+
+    command = add("import", "Import a scraped FAQ page, CSV or JSONL file into the corpus.")
+    command.add_argument("source", type=Path, help="file to import (.txt/.html page, .csv, .jsonl)")
+    command.add_argument("--format", choices=["auto", "page", "csv", "jsonl"], default="auto")
+    command.add_argument("--name", help="corpus file name without .yaml (default: the source's name)")
+    command.add_argument("--force", action="store_true", help="replace an existing corpus file of that name")
+    corpus_options(command)
+    command.set_defaults(handler=_cmd_import)
+
+    command = add("validate", "Check the corpus files and report errors with file and line.")
+    corpus_options(command)
+    command.set_defaults(handler=_cmd_validate)
+
+    command = add("build", "Embed the corpus and publish a new index build atomically.")
+    corpus_options(command)
+    index_options(command)
+    command.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
+    command.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="build only when there is no index, or the corpus or model changed since",
+    )
+    command.set_defaults(handler=_cmd_build)
+
+    command = add("serve", "Run the HTTP API.")
+    command.add_argument("--host", help="address to bind (default: QA_HOST or 127.0.0.1)")
+    command.add_argument("--port", type=int, help="port (default: QA_PORT or 8000)")
+    index_options(command)
+    command.set_defaults(handler=_cmd_serve)
+
+    command = add("ask", "Answer one question in-process and print the API's reply.")
+    command.add_argument("question")
+    command.add_argument("--json", action="store_true", help="print the exact JSON the API returns")
+    command.add_argument("--top-k", type=int, choices=range(1, 21), metavar="N", help="alternatives to return (1-20)")
+    index_options(command)
+    command.set_defaults(handler=_cmd_ask)
+
+    command = add("eval", "Measure answer quality on a labelled dataset.")
+    command.add_argument(
+        "--faq",
+        type=Path,
+        required=True,
+        help="FAQ JSONL (id, question, answer, source), or a corpus folder / YAML file",
+    )
+    command.add_argument("--queries", type=Path, required=True, help="queries JSONL: query, relevant ids")
+    command.add_argument("--noanswer", type=Path, help="queries the FAQ does not answer (relevant: [])")
+    command.add_argument("--json", action="store_true", help="print one JSON object of the metrics")
+    command.add_argument("--sweep", action="store_true", help="also print the metrics as the threshold moves")
+    command.add_argument("--model", help="embedding model name or path (default: QA_MODEL)")
+    command.set_defaults(handler=_cmd_eval)
+
+    command = add("bench", "Measure answer latency in-process and over HTTP against a real server.")
+    command.add_argument(
+        "--questions",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="JSONL files with a 'query' field (distinct questions are used)",
+    )
+    command.add_argument("--limit", type=int, default=300, help="questions to use at most (default 300)")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    index_options(command)
+    command.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        errors = "; ".join(f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        print(f"qa-service: error: invalid setting: {errors}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    try:
+        code: int = args.handler(args, settings)
+    except QaError as exc:
+        print(f"qa-service: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qa-service: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

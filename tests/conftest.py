@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qa_service.app import create_app
+from qa_service.builder import build_index
+from qa_service.embedder import SentenceTransformerEmbedder
+from qa_service.settings import DEFAULT_MODEL, Settings
+from tests.fakes import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SEED_PAGE = ROOT / "corpus" / "sources" / "treatment-faq.txt"
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings come only from what a test passes: no QA_* variables or .env of the developer."""
+    for name in list(os.environ):
+        if name.startswith("QA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "corpus_dir": tmp_path / "corpus",
+        "index_dir": tmp_path / "index",
+        "model": HashingEmbedder().name,
+        "answer_threshold": 0.5,
+        "clarify_margin": 0.02,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(DATA / "tiny_corpus.yaml", corpus / "tiny.yaml")
+    return corpus
+
+
+@pytest.fixture
+def tiny_settings(tmp_path: Path, tiny_corpus: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def built_settings(tiny_settings: Settings, fake_embedder: HashingEmbedder) -> Settings:
+    build_index(tiny_settings, fake_embedder)
+    return tiny_settings
+
+
+@pytest.fixture
+def client(built_settings: Settings, fake_embedder: HashingEmbedder) -> Iterator[TestClient]:
+    with TestClient(create_app(built_settings, embedder=fake_embedder)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client_for(fake_embedder: HashingEmbedder) -> Iterator[Callable[[Settings], TestClient]]:
+    """Open a client on any settings (closed at the end of the test)."""
+    opened: list[TestClient] = []
+
+    def open_client(settings: Settings) -> TestClient:
+        test_client = TestClient(create_app(settings, embedder=fake_embedder))
+        test_client.__enter__()
+        opened.append(test_client)
+        return test_client
+
+    yield open_client
+    for test_client in opened:
+        test_client.__exit__(None, None, None)
+
+
+# --- the real model (slower: loads torch once per test session) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL)
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Settings:
+    """The bundled corpus (as committed) built with the real model into a temporary index."""
+    base = tmp_path_factory.mktemp("seed")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, corpus_dir=ROOT / "corpus", index_dir=base / "index", model=DEFAULT_MODEL
+    )
+    build_index(settings, real_embedder)
+    return settings
+
+
+def shared_dataset(name: str) -> Path:
+    """A dataset folder from ../shared/datasets; skips when absent, except in CI where it must exist."""
+    path = SHARED_DATASETS / name
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing; CI runs beside ../shared")
+        pytest.skip(f"{path} not present (benchmark data lives outside the repo)")
+    return path

@@ -1,0 +1,190 @@
+"""The command line, driven through main([...]) with the fake embedder (fast)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa_service import engine as engine_module
+from qa_service.cli import main
+from qa_service.evaluation import METRIC_KEYS, NOANSWER_KEY
+from tests.conftest import DATA
+from tests.fakes import HashingEmbedder
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder with the tiny corpus, the fake model, and settings from the environment."""
+    (tmp_path / "corpus").mkdir()
+    shutil.copy(DATA / "tiny_corpus.yaml", tmp_path / "corpus" / "tiny.yaml")
+    fake = HashingEmbedder()
+    monkeypatch.setattr(engine_module, "embedder_from_settings", lambda settings: fake)
+    monkeypatch.setenv("QA_MODEL", fake.name)
+    monkeypatch.setenv("QA_ANSWER_THRESHOLD", "0.5")
+    monkeypatch.setenv("QA_LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_build_then_ask_json_matches_the_api(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert "7 entries, 15 vectors" in out and "left out (flagged advert): gadget" in out
+    assert main(["ask", "How long do back spasms last?", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert set(body) == {"status", "answer", "alternatives", "message"}
+    assert body["status"] == "answered" and body["answer"]["id"] == "spasm-duration"
+    assert body["answer"]["source"]["publisher"] == "example.org"
+
+
+def test_ask_human_output(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["build"])
+    capsys.readouterr()
+    assert main(["ask", "How long do back spasms last?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[answered] Here is the answer from our clinic's FAQ.")
+    assert "Most episodes of back spasms last for only a few days." in out
+    assert "Source: Test FAQ, example.org, https://example.org/faq#duration; quotes Mayo Clinic" in out
+    assert main(["ask", "banana bread"]) == 0
+    assert capsys.readouterr().out.startswith("[no_answer] Sorry")
+
+
+def test_ask_without_an_index_fails_with_advice(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "anything"]) == 1
+    assert "no index has been built yet; run `qa-service build`" in capsys.readouterr().err
+
+
+def test_ask_bad_question_exits_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["build"])
+    assert main(["ask", "   "]) == 1
+    assert "question is empty" in capsys.readouterr().err
+
+
+def test_build_reports_corpus_errors_with_file_and_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "corpus" / "broken.yaml").write_text(
+        "version: 1\nentries:\n- id: spasm-duration\n  question: Q?\n  answer: A.\n"
+    )
+    assert main(["build"]) == 1
+    err = capsys.readouterr().err
+    assert "tiny.yaml:4: entry 'spasm-duration': duplicate id (first defined at corpus/broken.yaml:3)" in err
+    assert not (project / "index" / "CURRENT").exists()
+
+
+def test_invalid_setting_is_a_usage_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QA_ANSWER_THRESHOLD", "high")
+    assert main(["validate"]) == 2
+    assert "QA_ANSWER_THRESHOLD" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(project: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ask"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2
+
+
+def write_dataset(folder: Path) -> tuple[Path, Path, Path]:
+    faq = folder / "faq.jsonl"
+    faq.write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {
+                    "id": "d-1",
+                    "question": "How long do back spasms last?",
+                    "answer": "A few days.",
+                    "source": None,
+                },
+                {
+                    "id": "d-2",
+                    "question": "Is walking good for back pain?",
+                    "answer": "Yes.",
+                    "source": "site",
+                },
+                {"id": "d-3", "question": "What is a herbal remedy?", "answer": "", "source": None},
+            ]
+        )
+    )
+    queries = folder / "queries.jsonl"
+    queries.write_text(
+        '{"query": "how long do back spasms last", "relevant": ["d-1"]}\n'
+        '{"query": "walking good for back pain", "relevant": ["d-2"]}\n'
+        '{"query": "herbal remedy", "relevant": ["d-3"]}\n'
+        '{"query": "is walking good", "relevant": ["d-1"]}\n'
+    )
+    noanswer = folder / "noanswer.jsonl"
+    noanswer.write_text('{"query": "banana bread recipe", "relevant": []}\n')
+    return faq, queries, noanswer
+
+
+def test_eval_json_prints_exactly_the_metric_keys(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, queries, noanswer = write_dataset(project)
+    assert main(["eval", "--faq", str(faq), "--queries", str(queries), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert list(metrics) == list(METRIC_KEYS)
+    # the last query is labelled with d-1 but matches d-2 best; d-1 ranks third (1/3)
+    assert metrics == {
+        "p_at_1": 0.75,
+        "mrr_at_10": 0.8333,
+        "recall_at_5": 1.0,
+        "answered_correct": 0.75,
+        "declined_answerable": 0.0,
+    }
+    assert main(["eval", "--faq", str(faq), "--queries", str(queries), "--noanswer", str(noanswer), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert list(metrics) == [*METRIC_KEYS, NOANSWER_KEY]
+    assert metrics[NOANSWER_KEY] == 1.0
+
+
+def test_eval_table_and_sweep(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, queries, _ = write_dataset(project)
+    assert main(["eval", "--faq", str(faq), "--queries", str(queries), "--sweep"]) == 0
+    out = capsys.readouterr().out
+    assert "3 entries; 4 answerable queries" in out and "p_at_1" in out and "threshold" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith("0.")]) >= 29
+
+
+def test_eval_on_a_corpus_folder(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    queries = project / "q.jsonl"
+    queries.write_text('{"query": "how long do back spasms last", "relevant": ["spasm-duration"]}\n')
+    assert main(["eval", "--faq", str(project / "corpus"), "--queries", str(queries), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["p_at_1"] == 1.0
+
+
+def test_eval_rejects_bad_query_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, _, _ = write_dataset(project)
+    bad = project / "bad.jsonl"
+    bad.write_text('{"query": "ok", "relevant": ["d-1"]}\n{"query": "", "relevant": []}\n')
+    assert main(["eval", "--faq", str(faq), "--queries", str(bad)]) == 1
+    assert "bad.jsonl:2: each line needs a non-empty 'query' string" in capsys.readouterr().err
+    bad.write_text('{"query": "ok", "relevant": ["nope"]}\n')
+    assert main(["eval", "--faq", str(faq), "--queries", str(bad)]) == 1
+    assert "names unknown FAQ id(s) ['nope']" in capsys.readouterr().err
+
+
+def test_build_script_is_a_thin_wrapper(project: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build_index.py"
+    text = script.read_text()
+    assert "from qa_service.cli import main" in text and len(text.splitlines()) <= 6
+
+
+def test_build_if_stale_builds_only_when_needed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--if-stale"]) == 0
+    assert "building: " in capsys.readouterr().out
+    assert main(["build", "--if-stale"]) == 0
+    assert "nothing to build" in capsys.readouterr().out
+    corpus_file = project / "corpus" / "tiny.yaml"
+    corpus_file.write_text(corpus_file.read_text().replace("only a few days", "only a few days, usually"))
+    assert main(["build", "--if-stale"]) == 0
+    assert "building: the corpus changed since the index was built" in capsys.readouterr().out
+    # editing only an excluded advert does not change what is served
+    corpus_file.write_text(corpus_file.read_text().replace("Wonder Back Gadget", "Wonder Gadget"))
+    assert main(["build", "--if-stale"]) == 0
+    assert "nothing to build" in capsys.readouterr().out

@@ -1,0 +1,98 @@
+"""End to end with the real model (all-MiniLM-L6-v2 from its PyPI package): import, build, ask, API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qa_service.app import create_app
+from qa_service.cli import main
+from qa_service.embedder import SentenceTransformerEmbedder
+from qa_service.engine import load_engine, policy_from_settings
+from qa_service.evaluation import run_evaluation, score_run
+from qa_service.settings import DEFAULT_MODEL, Settings
+from tests.conftest import DATA, ROOT, SEED_PAGE
+
+pytestmark = pytest.mark.model
+
+OFF_TOPIC = ["do you have parking at the clinic", "What are your opening hours?", "recipe for banana bread"]
+
+
+def test_default_model_comes_from_the_pypi_package(real_embedder: SentenceTransformerEmbedder) -> None:
+    vectors = real_embedder.encode(["back spasm", "muscle cramp in the back", "banana bread"])
+    assert vectors.shape == (3, 384)
+    norms = (vectors**2).sum(axis=1)
+    assert norms == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
+    assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
+
+
+def test_acceptance_questions_on_the_bundled_corpus(
+    seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    answerer = load_engine(seed_settings, real_embedder).answerer
+    decision = answerer.ask("how long will my back spasm last")
+    assert decision.status == "answered" and decision.answer is not None
+    assert decision.answer.entry.id == "how-long-do-back-muscle-spasms-take-to-heal"
+    assert decision.answer.entry.source.title == "Treatment FAQ"
+    for question in OFF_TOPIC:
+        assert answerer.ask(question).status == "no_answer", question
+    advert = answerer.ask("What is spinal backrack?")  # the advert is not served
+    shown = [c.entry.id for c in [*([advert.answer] if advert.answer else []), *advert.alternatives]]
+    assert "what-is-spinal-backrack" not in shown
+
+
+def test_cli_import_build_ask_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QA_CORPUS_DIR", str(tmp_path / "corpus"))
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    assert main(["import", str(SEED_PAGE)]) == 0
+    assert main(["build"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "how long will my back spasm last", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "answered"
+    assert body["answer"]["id"] == "how-long-do-back-muscle-spasms-take-to-heal"
+    assert body["answer"]["source"]["author"] == "Israel Carter"
+    assert main(["ask", "do you have parking at the clinic", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "no_answer" and body["answer"] is None
+
+
+def test_a_different_model_setting_refuses_the_index(seed_settings: Settings) -> None:
+    settings = seed_settings.model_copy(update={"model": str(ROOT / "no-such-model")})
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/readyz").json()
+    assert body["error"]["code"] == "not_ready"
+    assert "built with model 'sentence-transformers/all-MiniLM-L6-v2'" in body["error"]["message"]
+
+
+def test_api_with_the_real_model(seed_settings: Settings, real_embedder: SentenceTransformerEmbedder) -> None:
+    with TestClient(create_app(seed_settings, embedder=real_embedder)) as client:
+        ready = client.get("/readyz").json()
+        assert ready["index"]["model"] == DEFAULT_MODEL and ready["index"]["entry_count"] == 78
+        body = client.post("/v1/ask", json={"question": "Is it better to use ice or heat on a spasm?"}).json()
+        assert body["status"] in {"answered", "clarify"}
+        top = body["answer"]["id"] if body["answer"] else body["alternatives"][0]["id"]
+        assert top == "is-heat-or-cold-better-for-muscle-spasms"
+        entry = client.get(f"/v1/faq/{top}").json()
+        assert entry["answer"].startswith("Typically, with acute injuries")
+        assert client.post("/v1/ask", json={"question": "recipe for banana bread"}).json()["status"] == "no_answer"
+
+
+def test_seed_phrasings_and_off_topic_floor(real_embedder: SentenceTransformerEmbedder) -> None:
+    """Regression floor on the repo's own test set (issue 3 raises the bar)."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    run = run_evaluation(
+        ROOT / "corpus",
+        DATA / "seed_queries.jsonl",
+        real_embedder,
+        noanswer_path=DATA / "offtopic_queries.jsonl",
+        exclude_flags=settings.exclude_flags,
+    )
+    metrics = score_run(run, policy_from_settings(settings))
+    assert metrics["declined_noanswer"] >= 0.95
+    assert metrics["answered_correct"] >= 0.55
