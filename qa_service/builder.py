@@ -103,8 +103,8 @@ def index_is_current(settings: Settings, model: str) -> str | None:
     """None when the current index was built from this corpus with this model, else why it is stale."""
     try:
         manifest = read_manifest(settings.index_dir / BUILDS_DIR / current_build_id(settings.index_dir))
-    except IndexUnavailableError as exc:
-        return exc.message
+    except IndexUnavailableError:
+        return f"there is no usable index in {settings.index_dir} yet"
     if manifest.model != canonical_model_name(model):
         return f"the index was built with model {manifest.model!r}, the configuration says {model!r}"
     kept, _ = served_entries(load_corpus(settings.corpus_dir).entries, settings.exclude_flags)
