@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from qa_service.calibration import ConfidenceModel
 from qa_service.corpus import FaqEntry
 from qa_service.embedder import Embedder
 from qa_service.errors import InvalidQuestionError
 from qa_service.index import FaqIndex
+from qa_service.language import LanguageGuard, language_list
+from qa_service.retrieval import RankingWeights, Retriever
 
 Status = Literal["answered", "clarify", "no_answer", "urgent"]
 
@@ -36,7 +39,11 @@ def normalize_question(text: str) -> str:
 @dataclass(frozen=True)
 class Candidate:
     entry: FaqEntry
-    score: float
+    score: float  # fused similarity used for ranking
+    dense_question: float = 0.0
+    dense_qa: float = 0.0
+    keyword: float = 0.0
+    confidence: float | None = None  # calibrated probability, set by decide()
 
 
 @dataclass(frozen=True)
@@ -51,37 +58,80 @@ class Decision:
 class DecisionPolicy:
     """Thresholds and messages of the decision; built from Settings."""
 
-    answer_threshold: float
-    clarify_margin: float
+    answer_threshold: float  # minimum confidence (0..1) for an answer
+    clarify_margin: float  # lead, in off-topic standard deviations, below which two answers are "close"
     answered_message: str
     clarify_message: str
     fallback_message: str
     max_question_chars: int = 1000
+    languages: tuple[str, ...] = ("en",)
+    unsupported_language_message: str = "Sorry, I can only answer questions in {languages}."
 
 
-def decide(candidates: Sequence[Candidate], policy: DecisionPolicy, top_k: int) -> Decision:
-    """The reply for candidates sorted best first."""
-    if not candidates or candidates[0].score < policy.answer_threshold:
+def _answer_key(entry: FaqEntry) -> str:
+    return " ".join(entry.answer.lower().split())
+
+
+def different_meaning(best: Candidate, other: Candidate) -> bool:
+    """Whether ``other`` is a different answer: not the same question (duplicates), not the same text."""
+    if other.entry.id in best.entry.duplicates:
+        return False
+    same_text = bool(best.entry.answer) and _answer_key(other.entry) == _answer_key(best.entry)
+    return not same_text
+
+
+def rival_of(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The best candidate that gives a different answer than the first one."""
+    return next((c for c in candidates[1:] if different_meaning(candidates[0], c)), None) if candidates else None
+
+
+def decide(
+    candidates: Sequence[Candidate], policy: DecisionPolicy, confidence: ConfidenceModel, top_k: int
+) -> Decision:
+    """The reply for candidates sorted best first.
+
+    clarify: the question is clearly on topic and one or more *different* answers are about as close
+    as the best one (within ``clarify_margin`` off-topic standard deviations): offer them. answered:
+    otherwise, when the best entry is probably right (confidence >= threshold). no_answer: otherwise.
+    Entries asking the same question as the best one, or giving the same answer, are never a
+    different meaning to choose between; they are listed as related questions."""
+    if not candidates:
         return Decision("no_answer", policy.fallback_message)
     best = candidates[0]
-    same_question = set(best.entry.duplicates)
-    # Entries that ask the same question as the best one are not a different meaning to choose
-    # between; they are offered as further answers, never as a "did you mean".
-    distinct = [c for c in candidates[1:] if c.entry.id not in same_question]
-    close = [c for c in distinct if c.score >= policy.answer_threshold and best.score - c.score < policy.clarify_margin]
-    if close:
-        return Decision("clarify", policy.clarify_message, None, [best, *close][: max(2, top_k)])
-    related = [c for c in candidates[1:] if c.score >= policy.answer_threshold][:top_k]
-    return Decision("answered", policy.answered_message, best, related)
+
+    def on_topic(candidate: Candidate) -> bool:
+        """Close enough to the question to be offered at all: confident even with a rival level with it."""
+        score = candidate.score
+        return confidence.confidence(score, score, candidate.keyword) >= policy.answer_threshold
+
+    def rated(candidate: Candidate, rival: float | None) -> Candidate:
+        return replace(candidate, confidence=round(confidence.confidence(candidate.score, rival, candidate.keyword), 4))
+
+    others = [c for c in candidates[1:] if different_meaning(best, c)]
+    second = others[0].score if others else None
+    close = [c for c in others if on_topic(c) and confidence.margin(best.score, c.score) < policy.clarify_margin]
+    if close and on_topic(best):
+        offered = [rated(best, second), *(rated(c, best.score) for c in close)]
+        return Decision("clarify", policy.clarify_message, None, offered[: max(2, top_k)])
+    answer = rated(best, second)
+    if answer.confidence is not None and answer.confidence >= policy.answer_threshold:
+        related = [rated(c, best.score) for c in candidates[1:] if on_topic(c)][:top_k]
+        return Decision("answered", policy.answered_message, answer, related)
+    return Decision("no_answer", policy.fallback_message)
 
 
 class Answerer:
     """Answers questions from one loaded index."""
 
-    def __init__(self, index: FaqIndex, embedder: Embedder, policy: DecisionPolicy) -> None:
+    def __init__(
+        self, index: FaqIndex, embedder: Embedder, policy: DecisionPolicy, weights: RankingWeights | None = None
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.policy = policy
+        self.retriever = Retriever(index, weights or RankingWeights())
+        self.confidence = ConfidenceModel.for_index(index.manifest.calibration)
+        self.language = LanguageGuard(policy.languages)
 
     def clean(self, question: str) -> str:
         text = normalize_question(question)
@@ -98,14 +148,25 @@ class Answerer:
 
     def ask_many(self, questions: Sequence[str], top_k: int = 3) -> list[Decision]:
         """Answer several questions with one encoder call."""
-        ranked = self.candidates(questions, k=max(top_k + 1, 10))
-        return [decide(candidates, self.policy, top_k) for candidates in ranked]
+        cleaned = [self.clean(question) for question in questions]
+        foreign = [self.language.detect(text) for text in cleaned]
+        to_rank = [text for text, language in zip(cleaned, foreign, strict=True) if language is None]
+        ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
+        return [
+            decide(next(ranked), self.policy, self.confidence, top_k) if language is None else self._foreign()
+            for language in foreign
+        ]
+
+    def _foreign(self) -> Decision:
+        names = language_list(self.policy.languages)
+        return Decision("no_answer", self.policy.unsupported_language_message.format(languages=names))
 
     def candidates(self, questions: Sequence[str], k: int = 10) -> list[list[Candidate]]:
         """The ``k`` closest distinct entries per question, best first, before any decision."""
         cleaned = [self.clean(question) for question in questions]
         vectors = self.embedder.encode(cleaned, batch_size=max(1, min(len(cleaned), 64)))
+        entries = self.index.entries
         return [
-            [Candidate(self.index.entries[hit.entry], hit.score) for hit in hits]
-            for hits in self.index.search(vectors, k=k)
+            [Candidate(entries[s.entry], s.score, s.dense_question, s.dense_qa, s.keyword) for s in ranked]
+            for ranked in self.retriever.rank(vectors, cleaned, k)
         ]

@@ -88,6 +88,20 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     if manifest.excluded_ids:
         flags = ", ".join(settings.exclude_flags)
         print(f"left out (flagged {flags}): {', '.join(manifest.excluded_ids)}")
+    if manifest.fine_tune:
+        tune = manifest.fine_tune
+        print(f"model fine-tuned on the corpus: {tune['pairs']} pairs, {tune['steps']} steps, {tune['seconds']:.0f}s")
+    if manifest.near_duplicate_pairs:
+        report = settings.index_dir / "builds" / manifest.build_id / "near_duplicates.json"
+        print(
+            f"{manifest.near_duplicate_pairs} pairs of entries ask the same question; "
+            f"{manifest.near_duplicates_differing} of them give different answers (review them): {report}"
+        )
+        for pair in json.loads(report.read_text(encoding="utf-8"))[:20]:
+            if pair["answers_differ"]:
+                print(
+                    f"  review: {pair['first']} ~ {pair['second']} (question similarity {pair['question_similarity']})"
+                )
     return 0
 
 
@@ -136,36 +150,58 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.engine import embedder_from_settings, policy_from_settings
-    from qa_service.evaluation import METRIC_KEYS, NOANSWER_KEY, run_evaluation, score_run, sweep
+    from qa_service.evaluation import feature_rows, headline, run_evaluation, score_run, sweep
+    from qa_service.report import write_report
 
     run = run_evaluation(
         args.faq,
         args.queries,
         embedder_from_settings(settings),
+        settings,
         noanswer_path=args.noanswer,
-        exclude_flags=settings.exclude_flags,
-        batch_size=settings.encode_batch_size,
         progress=sys.stderr.isatty(),
+        keep_reference=args.features is not None,
     )
     policy = policy_from_settings(settings)
-    metrics = score_run(run, policy, settings.default_top_k)
+    metrics = headline(score_run(run, policy, settings.default_top_k))
+    if args.features:
+        args.features.write_text("".join(json.dumps(row) + "\n" for row in feature_rows(run)), encoding="utf-8")
+    rows = sweep(run, policy, [step / 50 for step in range(51)])
+    if args.report:
+        write_report(
+            args.report,
+            title=f"Evaluation of {args.faq.name if args.faq.is_file() else args.faq}",
+            description=(
+                f"FAQ `{args.faq}` ({run.entry_count} entries), {len(run.answerable)} answerable questions from "
+                f"`{args.queries}`"
+                + (
+                    f", {len(run.noanswer_rankings or [])} no-answer questions from `{args.noanswer}`"
+                    if args.noanswer
+                    else ""
+                )
+                + f"; model {settings.model}, threshold {policy.answer_threshold}."
+            ),
+            metrics=metrics,
+            rows=rows,
+            threshold=policy.answer_threshold,
+        )
     if args.json:
         print(json.dumps(metrics))
         return 0
-    keys = [*METRIC_KEYS, *([NOANSWER_KEY] if args.noanswer else [])]
     print(
         f"{args.faq}: {run.entry_count} entries; {len(run.answerable)} answerable queries"
         + (f", {len(run.noanswer_rankings or [])} no-answer queries" if args.noanswer else "")
     )
     print(f"threshold {policy.answer_threshold}, clarify margin {policy.clarify_margin}")
-    for key in keys:
-        print(f"  {key:<20} {metrics[key]:.4f}")
+    for key, value in metrics.items():
+        print(f"  {key:<20} {value:.4f}")
+    if args.report:
+        print(f"report: {args.report / 'report.md'}")
     if args.sweep:
-        thresholds = [round(0.2 + 0.025 * step, 3) for step in range(29)]
-        rows = sweep(run, policy, thresholds)
-        print("\n" + "  ".join(f"{key:>10}" for key in ["threshold", *keys]))
+        keys = ["threshold", *metrics]
+        print("\n" + "  ".join(f"{key:>10}" for key in keys))
         for row in rows:
-            print("  ".join(f"{row[key]:>10.4f}" for key in ["threshold", *keys]))
+            print("  ".join(f"{row[key]:>10.4f}" for key in keys))
     return 0
 
 
@@ -197,6 +233,34 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{label:<24}{row.p50_ms:>10.2f}{row.p95_ms:>10.2f}{row.p99_ms:>10.2f}{row.mean_ms:>10.2f}")
     print(f"HTTP p50 / floor p50: {results['http_p50_over_floor_p50']:.2f}")
     print(f"cold start (process start to /readyz OK): {server.cold_start_s:.2f}s")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.calibration import ConfidenceModel, examples_from_features, fit_confidence
+
+    examples = []
+    for path in args.features:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        examples += examples_from_features(path.stem, rows)
+    if not examples:
+        print("qa-service: error: no examples in the feature files", file=sys.stderr)
+        return 1
+    bias, z_weight, margin_weight, keyword_weight = fit_confidence(examples)
+    model = ConfidenceModel(0.0, 1.0, bias, z_weight, margin_weight, keyword_weight)
+    print(f"bias {bias}  z_weight {z_weight}  margin_weight {margin_weight}  keyword_weight {keyword_weight}")
+    print("\nconfident-and-right rate per dataset as the threshold moves (answered correct / declined):")
+    for dataset in sorted({e.dataset for e in examples}):
+        own = [e for e in examples if e.dataset == dataset]
+        cells = []
+        for threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            accepted = [e for e in own if model.confidence(e.z, e.z - e.margin, e.keyword) >= threshold]
+            answerable = [e for e in own if e.kind == "answerable"] or own
+            noanswer = [e for e in own if e.kind == "noanswer"]
+            right = sum(1 for e in accepted if e.correct) / len(answerable)
+            declined = 1 - sum(1 for e in accepted if e.kind == "noanswer") / len(noanswer) if noanswer else None
+            cells.append(f"{threshold}: {right:.3f}" + (f"/{declined:.3f}" if declined is not None else ""))
+        print(f"  {dataset:<12} " + "  ".join(cells))
     return 0
 
 
@@ -267,8 +331,20 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--noanswer", type=Path, help="queries the FAQ does not answer (relevant: [])")
     command.add_argument("--json", action="store_true", help="print one JSON object of the metrics")
     command.add_argument("--sweep", action="store_true", help="also print the metrics as the threshold moves")
+    command.add_argument("--features", type=Path, help="write each query's top candidates and scores (JSONL)")
+    command.add_argument(
+        "--report",
+        type=Path,
+        default=Path("eval-report"),
+        help="folder for report.md and tradeoff.svg (default: ./eval-report)",
+    )
+    command.add_argument("--no-report", dest="report", action="store_const", const=None, help="write no report")
     command.add_argument("--model", help="embedding model name or path (default: QA_MODEL)")
     command.set_defaults(handler=_cmd_eval)
+
+    command = add("calibrate", "Fit the confidence model's coefficients from `eval --features` files.")
+    command.add_argument("--features", type=Path, nargs="+", required=True, help="feature files, one per dataset")
+    command.set_defaults(handler=_cmd_calibrate)
 
     command = add("bench", "Measure answer latency in-process and over HTTP against a real server.")
     command.add_argument(

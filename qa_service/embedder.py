@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_service.errors import ModelLoadError
+from qa_service.training import TrainingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,36 @@ class Embedder(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FineTuneReport:
+    """How the model was adapted; recorded in the index manifest."""
+
+    steps: int
+    epochs: int
+    pairs: int
+    seconds: float
+    learning_rate: float
+    batch_size: int
+    seed: int
+    max_seq_length: int
+    stopped_by_time_limit: bool
+
+
+@runtime_checkable
+class TrainableEmbedder(Embedder, Protocol):
+    """An embedder whose model can be adapted to a corpus and saved with an index."""
+
+    def fine_tuned(
+        self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
+    ) -> tuple[TrainableEmbedder, FineTuneReport]:
+        """A new embedder trained on ``plan``, starting from this one's weights (left untouched)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the model so that ``SentenceTransformerEmbedder(name, path=folder)`` loads it."""
+        ...
+
+
 def canonical_model_name(name: str) -> str:
     """One spelling per model, so 'all-MiniLM-L6-v2' and its hub name match in index manifests."""
     if name.lower() in _PACKAGED_MINILM:
@@ -78,8 +111,11 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by name or path."""
 
-    def __init__(self, model: str, *, device: str = "cpu", torch_threads: int = 0) -> None:
+    def __init__(self, model: str, *, device: str = "cpu", torch_threads: int = 0, path: Path | None = None) -> None:
+        """``model`` is the name recorded in manifests; ``path`` (optional) is where the weights are,
+        e.g. an index build's fine-tuned copy of that model."""
         self._name = model
+        self._path = path
         self._device = device
         self._torch_threads = torch_threads
         self._model: Any = None
@@ -110,7 +146,7 @@ class SentenceTransformerEmbedder:
             transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             if self._torch_threads:
                 torch.set_num_threads(self._torch_threads)
-            path = resolve_model_path(self._name)
+            path = str(self._path) if self._path is not None else resolve_model_path(self._name)
             logger.info("loading embedding model %s from %s", self._name, path)
             try:
                 model = SentenceTransformer(path, device=self._device)
@@ -148,6 +184,71 @@ class SentenceTransformerEmbedder:
                 on_batch(len(batch))
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
+    def fine_tuned(
+        self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
+    ) -> tuple[SentenceTransformerEmbedder, FineTuneReport]:
+        """Contrastive fine-tuning (in-batch negatives, symmetric loss) of a fresh copy of the model.
 
-def create_embedder(model: str, *, device: str = "cpu", torch_threads: int = 0) -> Embedder:
-    return SentenceTransformerEmbedder(model, device=device, torch_threads=torch_threads)
+        Seeded and deterministic on one machine: same corpus and settings, same weights. Stops early
+        (and says so in the report) only if ``max_seconds`` runs out."""
+        import torch
+        import torch.nn.functional as functional
+        from sentence_transformers import SentenceTransformer
+
+        self.load()
+        started = time.perf_counter()
+        path = str(self._path) if self._path is not None else resolve_model_path(self._name)
+        model = SentenceTransformer(path, device=self._device)
+        torch.manual_seed(seed)
+        previous_deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        original_length = model.max_seq_length
+        model.max_seq_length = max_seq_length
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+        scale = 20.0  # cosine similarities -> logits, as in sentence-transformers' ranking losses
+        steps = 0
+        stopped = False
+        model.train()
+        try:
+            for batch in plan.batches:
+                if time.perf_counter() - started > max_seconds:
+                    stopped = True
+                    break
+                anchors = model.preprocess([pair.anchor for pair in batch])
+                positives = model.preprocess([pair.positive for pair in batch])
+                anchor_vectors = functional.normalize(model(anchors)["sentence_embedding"], dim=-1)
+                positive_vectors = functional.normalize(model(positives)["sentence_embedding"], dim=-1)
+                logits = anchor_vectors @ positive_vectors.T * scale
+                labels = torch.arange(len(batch))
+                loss = (functional.cross_entropy(logits, labels) + functional.cross_entropy(logits.T, labels)) / 2
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                optimizer.zero_grad()
+                steps += 1
+        finally:
+            model.eval()
+            model.max_seq_length = original_length
+            torch.use_deterministic_algorithms(previous_deterministic)
+        trained = SentenceTransformerEmbedder(self._name, device=self._device, torch_threads=self._torch_threads)
+        trained._model = model
+        trained._dimension = self._dimension
+        report = FineTuneReport(
+            steps=steps,
+            epochs=plan.epochs,
+            pairs=plan.pair_count,
+            seconds=round(time.perf_counter() - started, 2),
+            learning_rate=learning_rate,
+            batch_size=max((len(batch) for batch in plan.batches), default=0),
+            seed=seed,
+            max_seq_length=max_seq_length,
+            stopped_by_time_limit=stopped,
+        )
+        return trained, report
+
+    def save(self, folder: Path) -> None:
+        self.load()
+        self._model.save(str(folder))
+
+
+def create_embedder(model: str, *, device: str = "cpu", torch_threads: int = 0, path: Path | None = None) -> Embedder:
+    return SentenceTransformerEmbedder(model, device=device, torch_threads=torch_threads, path=path)

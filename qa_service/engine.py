@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from qa_service.answering import Answerer, DecisionPolicy
 from qa_service.embedder import Embedder, canonical_model_name, create_embedder
 from qa_service.index import FaqIndex, check_model, load_index
+from qa_service.retrieval import RankingWeights
 from qa_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ def policy_from_settings(settings: Settings) -> DecisionPolicy:
         clarify_message=settings.clarify_message,
         fallback_message=settings.fallback_message,
         max_question_chars=settings.max_question_chars,
+        languages=tuple(settings.languages),
+        unsupported_language_message=settings.unsupported_language_message,
     )
 
 
@@ -39,10 +42,16 @@ class Engine:
 
 
 def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
-    """Load the current index and the model; refuses an index built for another model."""
-    embedder = embedder or embedder_from_settings(settings)
-    model = canonical_model_name(embedder.name)
+    """Load the current index and the model; refuses an index built for another model.
+
+    When the build carries a fine-tuned copy of the model, that copy answers the questions."""
+    model = canonical_model_name(embedder.name if embedder is not None else settings.model)
     index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
+    if index.model_path is not None:
+        embedder = create_embedder(
+            model, device=settings.device, torch_threads=settings.torch_threads, path=index.model_path
+        )
+    embedder = embedder or embedder_from_settings(settings)
     embedder.load()
     check_model(index.manifest, model=model, dimension=embedder.dimension, where=str(index.path))
     logger.info(
@@ -51,4 +60,13 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
         index.manifest.entry_count,
         index.manifest.model,
     )
-    return Engine(settings, embedder, index, Answerer(index, embedder, policy_from_settings(settings)))
+    return Engine(
+        settings,
+        embedder,
+        index,
+        Answerer(index, embedder, policy_from_settings(settings), weights_from_settings(settings)),
+    )
+
+
+def weights_from_settings(settings: Settings) -> RankingWeights:
+    return RankingWeights(question_weight=settings.question_weight, keyword_weight=settings.keyword_weight)

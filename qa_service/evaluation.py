@@ -12,14 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa_service.answering import Answerer, Candidate, Decision, DecisionPolicy, decide
+from qa_service.answering import Candidate, Decision, DecisionPolicy, decide, rival_of
 from qa_service.builder import prepare_build
+from qa_service.calibration import ConfidenceModel, reference_questions
 from qa_service.corpus import FaqEntry, load_corpus, load_corpus_file
 from qa_service.embedder import Embedder
+from qa_service.engine import load_engine
 from qa_service.errors import CorpusError
 from qa_service.importers.common import iter_jsonl_objects, read_text
 from qa_service.importers.tabular import parse_jsonl
-from qa_service.index import load_index, publish_build
+from qa_service.index import publish_build
+from qa_service.settings import Settings
 
 METRIC_KEYS = (
     "p_at_1",
@@ -66,6 +69,8 @@ class EvalRun:
     rankings: list[list[Candidate]]
     noanswer_rankings: list[list[Candidate]] | None
     entry_count: int
+    calibration: dict[str, float] | None = None
+    reference_rankings: list[list[Candidate]] | None = None  # the off-topic reference questions
 
 
 def _top(decision: Decision) -> Candidate | None:
@@ -76,18 +81,22 @@ def _top(decision: Decision) -> Candidate | None:
 
 def score_run(run: EvalRun, policy: DecisionPolicy, top_k: int = 3) -> dict[str, float]:
     """The metrics of one run under one decision policy."""
+    confidence = ConfidenceModel.for_index(run.calibration)
     n = max(1, len(run.answerable))
-    p1 = mrr = r5 = correct = declined = 0.0
+    p1 = mrr = r5 = correct = wrong = declined = 0.0
     for query, ranking in zip(run.answerable, run.rankings, strict=True):
         ids = [candidate.entry.id for candidate in ranking[:10]]
         rank = next((i for i, entry_id in enumerate(ids, start=1) if entry_id in query.relevant), None)
         p1 += rank == 1
         mrr += 1.0 / rank if rank else 0.0
         r5 += rank is not None and rank <= 5
-        decision = decide(ranking, policy, top_k)
+        decision = decide(ranking, policy, confidence, top_k)
         top = _top(decision)
-        if decision.status in ("answered", "clarify") and top is not None and top.entry.id in query.relevant:
-            correct += 1
+        if decision.status in ("answered", "clarify") and top is not None:
+            if top.entry.id in query.relevant:
+                correct += 1
+            else:
+                wrong += 1
         declined += decision.status == "no_answer"
     metrics = {
         "p_at_1": p1 / n,
@@ -95,10 +104,13 @@ def score_run(run: EvalRun, policy: DecisionPolicy, top_k: int = 3) -> dict[str,
         "recall_at_5": r5 / n,
         "answered_correct": correct / n,
         "declined_answerable": declined / n,
+        "answered_wrong": wrong / n,
     }
     if run.noanswer_rankings is not None:
         m = max(1, len(run.noanswer_rankings))
-        metrics[NOANSWER_KEY] = sum(decide(r, policy, top_k).status == "no_answer" for r in run.noanswer_rankings) / m
+        metrics[NOANSWER_KEY] = (
+            sum(decide(r, policy, confidence, top_k).status == "no_answer" for r in run.noanswer_rankings) / m
+        )
     return {key: round(value, 4) for key, value in metrics.items()}
 
 
@@ -106,13 +118,13 @@ def run_evaluation(
     faq_path: Path,
     queries_path: Path,
     embedder: Embedder,
+    settings: Settings,
     *,
     noanswer_path: Path | None = None,
-    exclude_flags: Sequence[str] = (),
-    batch_size: int = 64,
     progress: bool = False,
+    keep_reference: bool = False,
 ) -> EvalRun:
-    """Build a temporary index of ``faq_path`` and rank every query against it."""
+    """Build a temporary index of ``faq_path`` with the configured pipeline and rank every query."""
     entries = load_faq(faq_path)
     answerable = load_queries(queries_path)
     noanswer = load_queries(noanswer_path) if noanswer_path else None
@@ -121,15 +133,21 @@ def run_evaluation(
         unknown = query.relevant - known
         if unknown:
             raise CorpusError(f"{queries_path}: query {query.query!r} names unknown FAQ id(s) {sorted(unknown)}")
-    content = prepare_build(entries, embedder, exclude_flags=exclude_flags, batch_size=batch_size, progress=progress)
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        publish_build(Path(tmp), content)
-        index = load_index(Path(tmp), model=content.model)
-    policy = DecisionPolicy(0.0, 0.0, "", "", "", max_question_chars=100_000)
-    answerer = Answerer(index, embedder, policy)
-    rankings = answerer.candidates([q.query for q in answerable], k=10)
-    noanswer_rankings = answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
-    return EvalRun(answerable, rankings, noanswer_rankings, len(entries))
+        eval_settings = settings.model_copy(update={"index_dir": Path(tmp), "max_question_chars": 100_000})
+        publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress))
+        engine = load_engine(eval_settings, embedder)
+        rankings = engine.answerer.candidates([q.query for q in answerable], k=10)
+        noanswer_rankings = (
+            engine.answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
+        )
+        reference = engine.answerer.candidates(reference_questions(), k=10) if keep_reference else None
+    return EvalRun(answerable, rankings, noanswer_rankings, len(entries), engine.index.manifest.calibration, reference)
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics `eval --json` prints: exactly METRIC_KEYS, plus declined_noanswer when measured."""
+    return {key: metrics[key] for key in (*METRIC_KEYS, NOANSWER_KEY) if key in metrics}
 
 
 def sweep(run: EvalRun, policy: DecisionPolicy, thresholds: Sequence[float]) -> list[dict[str, float]]:
@@ -138,4 +156,38 @@ def sweep(run: EvalRun, policy: DecisionPolicy, thresholds: Sequence[float]) -> 
     for threshold in thresholds:
         metrics = score_run(run, replace(policy, answer_threshold=threshold))
         rows.append({"threshold": round(threshold, 4), **metrics})
+    return rows
+
+
+def feature_rows(run: EvalRun) -> list[dict[str, object]]:
+    """Per query: what it was, whether the top entry is relevant, and the top candidates' scores."""
+    rows: list[dict[str, object]] = []
+    labelled = [(q.query, q.relevant, r) for q, r in zip(run.answerable, run.rankings, strict=True)]
+    unlabelled = [("", frozenset[str](), r) for r in run.noanswer_rankings or []]
+    reference = [("", frozenset[str](), r) for r in run.reference_rankings or []]
+    for kind, items in (("answerable", labelled), ("noanswer", unlabelled), ("reference", reference)):
+        for query, relevant, ranking in items:
+            top = ranking[0] if ranking else None
+            rival = rival_of(ranking)
+            rows.append(
+                {
+                    "calibration": run.calibration,
+                    "kind": kind,
+                    "query": query,
+                    "correct": bool(top and top.entry.id in relevant),
+                    "relevant": sorted(relevant),
+                    "rival": round(rival.score, 5) if rival else None,
+                    "candidates": [
+                        {
+                            "id": c.entry.id,
+                            "duplicates": list(c.entry.duplicates),
+                            "score": round(c.score, 5),
+                            "dense_question": round(c.dense_question, 5),
+                            "dense_qa": round(c.dense_qa, 5),
+                            "keyword": round(c.keyword, 5),
+                        }
+                        for c in ranking[:10]
+                    ],
+                }
+            )
     return rows

@@ -3,7 +3,8 @@
 Layout of ``index_dir``::
 
     CURRENT                 name of the build being served (replaced atomically)
-    builds/<build-id>/      manifest.json (written last), entries.json, rows.npz, vectors.faiss
+    builds/<build-id>/      manifest.json (written last), entries.json, rows.npz, vectors.faiss,
+                            keywords.npz + keywords.vocab.json, model/ (when the model was fine-tuned)
     builds/.tmp-<id>/       a build in progress; never served, removed by the next build
 
 A failed or killed build never touches CURRENT, so the previous index keeps serving. Older builds
@@ -19,8 +20,8 @@ import os
 import platform
 import secrets
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -33,16 +34,20 @@ from pydantic import BaseModel, ValidationError
 
 from qa_service.corpus import FaqEntry
 from qa_service.errors import IndexMismatchError, IndexUnavailableError
+from qa_service.keywords import KeywordIndex
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT_FILE = "CURRENT"
 BUILDS_DIR = "builds"
 MANIFEST = "manifest.json"
 ENTRIES = "entries.json"
 ROWS = "rows.npz"
 VECTORS = "vectors.faiss"
+KEYWORDS = "keywords"
+NEAR_DUPLICATES = "near_duplicates.json"
+MODEL_DIR = "model"
 _TMP_PREFIX = ".tmp-"
 
 
@@ -63,7 +68,13 @@ class IndexManifest(BaseModel):
     build_seconds: float
     excluded_ids: list[str]
     libraries: dict[str, str]
-    files: dict[str, str]  # file name -> sha256
+    files: dict[str, str]  # file name (model files as model/<name>) -> sha256
+    keyword_fields: list[str] = []
+    build_settings: dict[str, Any] = {}  # the settings that shaped this build (to tell when it is stale)
+    fine_tune: dict[str, Any] | None = None  # how the model in model/ was adapted; None: the base model
+    calibration: dict[str, float] | None = None  # per-corpus statistics of the confidence model
+    near_duplicate_pairs: int = 0  # details in near_duplicates.json
+    near_duplicates_differing: int = 0
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(include={"build_id", "model", "dimension", "entry_count", "corpus_hash", "built_at"})
@@ -77,7 +88,7 @@ class Hit:
 
 
 class FaqIndex:
-    """Entries plus the vectors that find them; several vectors may point at one entry."""
+    """Entries plus the vectors that find them; several vectors (rows) may point at one entry."""
 
     def __init__(
         self,
@@ -86,16 +97,32 @@ class FaqIndex:
         row_entry: npt.NDArray[np.int32],
         row_field: npt.NDArray[np.int8],
         vectors: Any,
+        keywords: KeywordIndex | None = None,
         path: Path | None = None,
     ) -> None:
         self.manifest = manifest
         self.entries = list(entries)
         self.path = path
-        self._row_entry = row_entry
-        self._row_field = row_field
-        self._vectors = vectors
+        self.row_entry = row_entry
+        self.row_field = row_field
+        self.keywords = keywords
+        self._faiss = vectors
+        # A zero-copy view of the flat index's vectors, for exact rescoring of candidates.
+        total, dimension = int(vectors.ntotal), int(vectors.d)
+        self.vectors: npt.NDArray[np.float32] = (
+            faiss.rev_swig_ptr(vectors.get_xb(), total * dimension).reshape(total, dimension)
+            if total
+            else np.zeros((0, dimension), dtype=np.float32)
+        )
         self._by_id = {entry.id: position for position, entry in enumerate(self.entries)}
         self._max_rows_per_entry = int(np.bincount(row_entry).max()) if len(row_entry) else 1
+
+    @property
+    def model_path(self) -> Path | None:
+        """The fine-tuned model saved with this build, if any."""
+        if self.path is None or self.manifest.fine_tune is None:
+            return None
+        return self.path / MODEL_DIR
 
     def entry(self, entry_id: str) -> FaqEntry | None:
         position = self._by_id.get(entry_id)
@@ -105,20 +132,20 @@ class FaqIndex:
         """The ``k`` best distinct entries per query vector, best first; an entry scores its best row."""
         if queries.ndim != 2 or queries.shape[1] != self.manifest.dimension:
             raise ValueError(f"query vectors must have shape (n, {self.manifest.dimension})")
-        total = int(self._vectors.ntotal)
+        total = int(self._faiss.ntotal)
         if total == 0:
             return [[] for _ in range(len(queries))]
         rows = min(total, k * self._max_rows_per_entry + 8)
-        scores, ids = self._vectors.search(np.ascontiguousarray(queries, dtype=np.float32), rows)
+        scores, ids = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), rows)
         results = []
         for query_scores, query_ids in zip(scores, ids, strict=True):
             best: dict[int, Hit] = {}
             for score, row in zip(query_scores, query_ids, strict=True):
                 if row < 0:
                     continue
-                entry = int(self._row_entry[row])
+                entry = int(self.row_entry[row])
                 if entry not in best:  # rows arrive best first
-                    best[entry] = Hit(entry, float(score), FIELD_NAMES[int(self._row_field[row])])
+                    best[entry] = Hit(entry, float(score), FIELD_NAMES[int(self.row_field[row])])
                     if len(best) == k:
                         break
             results.append(list(best.values()))
@@ -172,6 +199,13 @@ class BuildContent:
     corpus_hash: str
     excluded_ids: list[str]
     build_seconds: float
+    keywords: KeywordIndex | None = None
+    keyword_fields: list[str] = field(default_factory=list)
+    build_settings: dict[str, Any] = field(default_factory=dict)
+    fine_tune: dict[str, Any] | None = None
+    save_model: Callable[[Path], None] | None = None  # writes the fine-tuned model into a folder
+    calibration: dict[str, float] | None = None
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _manifest_for(content: BuildContent, *, build_id: str, files: dict[str, str]) -> IndexManifest:
@@ -191,6 +225,12 @@ def _manifest_for(content: BuildContent, *, build_id: str, files: dict[str, str]
         excluded_ids=content.excluded_ids,
         libraries=library_versions(),
         files=files,
+        keyword_fields=content.keyword_fields,
+        build_settings=content.build_settings,
+        fine_tune=content.fine_tune,
+        calibration=content.calibration,
+        near_duplicate_pairs=len(content.near_duplicates),
+        near_duplicates_differing=sum(1 for pair in content.near_duplicates if pair.get("answers_differ")),
     )
 
 
@@ -217,7 +257,14 @@ def publish_build(index_dir: Path, content: BuildContent, *, keep_builds: int = 
         with (tmp / ROWS).open("wb") as handle:
             np.savez(handle, entry=content.row_entry, field=content.row_field)
         faiss.write_index(_make_faiss_index(content.vectors), str(tmp / VECTORS))
-        files = {name: _sha256(tmp / name) for name in (ENTRIES, ROWS, VECTORS)}
+        (tmp / NEAR_DUPLICATES).write_text(json.dumps(content.near_duplicates, indent=1), encoding="utf-8")
+        names = [ENTRIES, ROWS, VECTORS, NEAR_DUPLICATES]
+        if content.keywords is not None:
+            names += content.keywords.save(tmp, KEYWORDS)
+        if content.save_model is not None:
+            content.save_model(tmp / MODEL_DIR)
+            names += sorted(str(path.relative_to(tmp)) for path in (tmp / MODEL_DIR).rglob("*") if path.is_file())
+        files = {name: _sha256(tmp / name) for name in names}
         manifest = _manifest_for(content, build_id=build_id, files=files)
         for name in files:
             with (tmp / name).open("rb") as handle:
@@ -337,13 +384,16 @@ def load_index(index_dir: Path, *, model: str, build_id: str | None = None) -> F
             row_entry = rows["entry"].astype(np.int32)
             row_field = rows["field"].astype(np.int8)
         vectors = faiss.read_index(str(build_dir / VECTORS))
+        keywords = KeywordIndex.load(build_dir, KEYWORDS) if manifest.keyword_fields else None
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise IndexUnavailableError(f"{build_dir}: cannot read the build: {exc}") from None
     if vectors.ntotal != manifest.vector_count or vectors.d != manifest.dimension:
         raise IndexUnavailableError(f"{build_dir}: vectors do not match the manifest; rebuild")
     if len(entries) != manifest.entry_count or len(row_entry) != manifest.vector_count:
         raise IndexUnavailableError(f"{build_dir}: entries do not match the manifest; rebuild")
-    return FaqIndex(manifest, entries, row_entry, row_field, vectors, path=build_dir)
+    if keywords is not None and keywords.size != len(entries):
+        raise IndexUnavailableError(f"{build_dir}: keyword index does not match the entries; rebuild")
+    return FaqIndex(manifest, entries, row_entry, row_field, vectors, keywords, path=build_dir)
 
 
 def build_in_memory(content: BuildContent) -> FaqIndex:

@@ -55,7 +55,9 @@ class AnswerOut(BaseModel):
     id: str
     question: str
     answer: str = Field(description="Curated answer text, word for word; lists are lines starting '- ' or 'N. '.")
-    score: float = Field(description="Similarity of the question to this entry (higher is closer).")
+    score: float = Field(
+        description="Calibrated confidence (0-1) that this entry answers the question; see README 'Confidence'."
+    )
     source: SourceOut
     flags: list[str] = Field(default_factory=list, description="Review flags, e.g. 'truncated'.")
 
@@ -63,7 +65,7 @@ class AnswerOut(BaseModel):
 class AlternativeOut(BaseModel):
     id: str
     question: str
-    score: float
+    score: float = Field(description="Calibrated confidence (0-1) that this entry is the one meant.")
 
 
 class AskResponse(BaseModel):
@@ -96,7 +98,7 @@ class AskResponse(BaseModel):
 
 
 def _round(candidate: Candidate) -> float:
-    return round(candidate.score, 4)
+    return round(candidate.confidence if candidate.confidence is not None else candidate.score, 4)
 
 
 class FaqSummary(BaseModel):

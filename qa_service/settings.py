@@ -31,17 +31,29 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="Torch CPU threads (0 = torch's default).")
     encode_batch_size: int = Field(64, ge=1, le=4096, description="Batch size when embedding at build time.")
 
-    answer_threshold: float = Field(
-        0.55,
-        ge=-1.0,
-        le=1.0,
-        description="Minimum similarity of the best entry for an answer; below it the reply is no_answer.",
+    question_weight: float = Field(
+        0.7, ge=0.0, le=1.0, description="Weight of question/alternate similarity against question+answer similarity."
     )
-    clarify_margin: float = Field(
-        0.03,
+    keyword_weight: float = Field(0.2, ge=0.0, le=1.0, description="Weight of the keyword (BM25) score in ranking.")
+    finetune: bool = Field(True, description="Adapt the embedding model to the corpus at build time.")
+    finetune_max_steps: int = Field(250, ge=1, le=100_000, description="Most training steps of a build.")
+    finetune_max_seconds: float = Field(
+        900.0, gt=0, description="Safety limit on training time; a build that hits it says so in its manifest."
+    )
+    finetune_learning_rate: float = Field(5e-5, gt=0, le=1e-2, description="Learning rate of build-time training.")
+    finetune_seed: int = Field(0, ge=0, description="Seed of build-time training (same seed, same model).")
+
+    answer_threshold: float = Field(
+        0.5,
         ge=0.0,
         le=1.0,
-        description="When a second distinct entry scores within this margin of the best, reply clarify.",
+        description="Minimum confidence (calibrated probability that the answer is right) for an answer.",
+    )
+    clarify_margin: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="A different on-topic answer this close (in off-topic standard deviations) gives clarify.",
     )
     default_top_k: int = Field(3, ge=1, le=20, description="Alternatives returned when a request omits top_k.")
     max_question_chars: int = Field(1000, ge=10, le=20000, description="Longest question accepted (characters).")
@@ -68,9 +80,28 @@ class Settings(BaseSettings):
         description="Message of an urgent reply.",
     )
 
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Languages the model handles (ISO 639-1 codes); others get no_answer. [] turns the check off.",
+    )
+    unsupported_language_message: str = Field(
+        "Sorry, I can only answer questions in {languages}. Please ask again in {languages}, or contact the clinic.",
+        description="Message of a no_answer reply to a question in another language; {languages} is filled in.",
+    )
+
     host: str = Field("127.0.0.1", description="Address `qa-service serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `qa-service serve` listens on.")
     log_level: str = Field("INFO", description="Logging level of the CLI and the server.")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        from qa_service.language import CANDIDATE_LANGUAGES
+
+        unknown = [code for code in value if code not in CANDIDATE_LANGUAGES]
+        if unknown:
+            raise ValueError(f"unknown language code(s) {unknown}; use codes among {', '.join(CANDIDATE_LANGUAGES)}")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -36,7 +36,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "index_dir": tmp_path / "index",
         "model": HashingEmbedder().name,
         "answer_threshold": 0.5,
-        "clarify_margin": 0.02,
+        "clarify_margin": 0.5,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

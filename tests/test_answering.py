@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qa_service.answering import Answerer, Candidate, DecisionPolicy, decide, normalize_question
+from qa_service.calibration import ConfidenceModel
 from qa_service.corpus import FaqEntry
 from qa_service.engine import load_engine
 from qa_service.errors import InvalidQuestionError
@@ -11,57 +12,74 @@ from tests.fakes import HashingEmbedder
 
 POLICY = DecisionPolicy(
     answer_threshold=0.5,
-    clarify_margin=0.05,
+    clarify_margin=0.5,
     answered_message="answered",
     clarify_message="clarify",
     fallback_message="fallback",
 )
+# logit = -4 + score / 0.1 + min((score - second) / 0.1, 3): easy numbers for the tests
+MODEL = ConfidenceModel(offtopic_mean=0.0, offtopic_std=0.1, bias=-4.0, z_weight=1.0, margin_weight=1.0)
 
 
-def cand(entry_id: str, score: float, duplicates: tuple[str, ...] = ()) -> Candidate:
-    return Candidate(FaqEntry(id=entry_id, question=f"{entry_id}?", answer="x", duplicates=list(duplicates)), score)
+def cand(entry_id: str, score: float, duplicates: tuple[str, ...] = (), answer: str = "") -> Candidate:
+    entry = FaqEntry(
+        id=entry_id, question=f"{entry_id}?", answer=answer or f"answer {entry_id}", duplicates=list(duplicates)
+    )
+    return Candidate(entry, score)
 
 
-def test_below_threshold_is_no_answer() -> None:
-    decision = decide([cand("a", 0.49), cand("b", 0.3)], POLICY, 3)
+def ids(candidates: list[Candidate]) -> list[str]:
+    return [c.entry.id for c in candidates]
+
+
+def test_off_topic_is_no_answer() -> None:
+    decision = decide([cand("a", 0.05), cand("b", 0.03)], POLICY, MODEL, 3)
     assert decision.status == "no_answer" and decision.answer is None and decision.alternatives == []
     assert decision.message == "fallback"
-    assert decide([], POLICY, 3).status == "no_answer"
+    assert decide([], POLICY, MODEL, 3).status == "no_answer"
 
 
-def test_clear_winner_is_answered_with_related_questions() -> None:
-    decision = decide([cand("a", 0.9), cand("b", 0.7), cand("c", 0.6), cand("d", 0.4)], POLICY, 3)
+def test_clear_winner_is_answered_with_its_confidence_and_related_questions() -> None:
+    decision = decide([cand("a", 0.9), cand("b", 0.5), cand("c", 0.45), cand("d", 0.3)], POLICY, MODEL, 3)
     assert decision.status == "answered" and decision.answer is not None
     assert decision.answer.entry.id == "a"
-    assert [c.entry.id for c in decision.alternatives] == ["b", "c"]  # d is below the threshold
+    assert decision.answer.confidence == pytest.approx(MODEL.confidence(0.9, 0.5), abs=1e-4)
+    assert decision.answer.confidence > 0.99
+    assert ids(decision.alternatives) == ["b", "c"]  # d is not close enough to be offered
+    assert all(c.confidence is not None and c.confidence < decision.answer.confidence for c in decision.alternatives)
 
 
 def test_top_k_limits_related_questions() -> None:
-    decision = decide([cand("a", 0.9), cand("b", 0.7), cand("c", 0.6)], POLICY, 1)
-    assert [c.entry.id for c in decision.alternatives] == ["b"]
+    decision = decide([cand("a", 0.9), cand("b", 0.5), cand("c", 0.4)], POLICY, MODEL, 1)
+    assert ids(decision.alternatives) == ["b"]
 
 
-def test_two_close_distinct_answers_ask_to_clarify() -> None:
-    decision = decide([cand("a", 0.80), cand("b", 0.78), cand("c", 0.77), cand("d", 0.6)], POLICY, 3)
+def test_close_different_answers_ask_to_clarify() -> None:
+    decision = decide([cand("a", 0.80), cand("b", 0.78), cand("c", 0.77), cand("d", 0.6)], POLICY, MODEL, 3)
     assert decision.status == "clarify" and decision.answer is None
-    assert [c.entry.id for c in decision.alternatives] == ["a", "b", "c"]
+    assert ids(decision.alternatives) == ["a", "b", "c"]  # d is 2 standard deviations behind
     assert decision.message == "clarify"
+    assert decide([cand("a", 0.80), cand("b", 0.79)], POLICY, MODEL, 1).alternatives[1].entry.id == "b"
 
 
-def test_clarify_never_offers_fewer_than_two() -> None:
-    decision = decide([cand("a", 0.80), cand("b", 0.79)], POLICY, 1)
-    assert [c.entry.id for c in decision.alternatives] == ["a", "b"]
+def test_weak_and_ambiguous_is_not_a_clarify() -> None:
+    decision = decide([cand("a", 0.05), cand("b", 0.049)], POLICY, MODEL, 3)
+    assert decision.status == "no_answer"
 
 
-def test_same_question_entries_are_not_a_choice_of_meaning() -> None:
-    decision = decide([cand("a", 0.80, ("a2",)), cand("a2", 0.79, ("a",)), cand("c", 0.5)], POLICY, 3)
+def test_same_question_or_same_answer_is_not_a_choice_of_meaning() -> None:
+    decision = decide([cand("a", 0.80, ("a2",)), cand("a2", 0.79, ("a",)), cand("c", 0.45)], POLICY, MODEL, 3)
     assert decision.status == "answered" and decision.answer is not None and decision.answer.entry.id == "a"
-    assert [c.entry.id for c in decision.alternatives] == ["a2", "c"]
+    assert ids(decision.alternatives) == ["a2", "c"]
+    same_answer = decide([cand("x", 0.8, answer="Walk."), cand("y", 0.79, answer="walk.")], POLICY, MODEL, 3)
+    assert same_answer.status == "answered"
 
 
-def test_close_second_below_threshold_does_not_clarify() -> None:
-    decision = decide([cand("a", 0.52), cand("b", 0.49)], POLICY, 3)
-    assert decision.status == "answered"
+def test_a_near_tie_lowers_confidence() -> None:
+    alone = decide([cand("a", 0.35), cand("b", 0.05)], POLICY, MODEL, 3)
+    assert alone.status == "answered"
+    contested = decide([cand("a", 0.35), cand("c", 0.3), cand("b", 0.05)], POLICY, MODEL, 3)
+    assert contested.answer is None or contested.answer.confidence < alone.answer.confidence  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +110,22 @@ def test_answerer_end_to_end(built_settings: Settings, fake_embedder: HashingEmb
     decision = answerer.ask("how long do back spasms last")
     assert decision.status == "answered" and decision.answer is not None
     assert decision.answer.entry.id == "spasm-duration"
-    assert answerer.ask("what is the wonder back gadget").status == "no_answer"  # the advert is not served
+    advert = answerer.ask("what is the wonder back gadget")  # the advert is not served
+    assert "gadget" not in ids([*([advert.answer] if advert.answer else []), *advert.alternatives])
     batch = answerer.ask_many(["how long do back spasms last", "banana bread recipe"])
     assert [d.status for d in batch] == ["answered", "no_answer"]
     assert fake_embedder.loads == loads  # the model loads with the engine, not per question
+
+
+def test_other_languages_get_an_honest_no_answer(built_settings: Settings, fake_embedder: HashingEmbedder) -> None:
+    answerer = load_engine(built_settings, fake_embedder).answerer
+    spanish, english = answerer.ask_many(["¿Cuánto dura un espasmo de espalda?", "how long do back spasms last"])
+    assert spanish.status == "no_answer" and spanish.message.startswith("Sorry, I can only answer questions in English")
+    assert english.status == "answered"
+
+
+def test_entries_without_answers_are_not_the_same_answer() -> None:
+    first = Candidate(FaqEntry(id="q1", question="What is X?", answer=""), 0.8)
+    second = Candidate(FaqEntry(id="q2", question="What causes Y?", answer=""), 0.79)
+    decision = decide([first, second], POLICY, MODEL, 3)
+    assert decision.status == "clarify"

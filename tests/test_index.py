@@ -19,7 +19,7 @@ from tests.fakes import HashingEmbedder
 def test_build_writes_a_complete_manifest(built_settings: Settings) -> None:
     index = load_index(built_settings.index_dir, model=HashingEmbedder().name)
     manifest = index.manifest
-    assert manifest.format_version == 1
+    assert manifest.format_version == 2
     assert manifest.model == "test/hashing-embedder"
     assert manifest.dimension == 256 and manifest.metric == "cosine"
     assert manifest.entry_count == 7  # the advert is left out
@@ -29,7 +29,24 @@ def test_build_writes_a_complete_manifest(built_settings: Settings) -> None:
     assert manifest.corpus_hash.startswith("sha256:") and len(manifest.corpus_hash) == 71
     assert manifest.corpus_hash != corpus.content_hash()  # hashes what is served, not the excluded advert
     assert {"python", "faiss-cpu", "numpy"} <= set(manifest.libraries)
-    assert set(manifest.files) == {"entries.json", "rows.npz", "vectors.faiss"}
+    assert set(manifest.files) == {
+        "entries.json",
+        "rows.npz",
+        "vectors.faiss",
+        "keywords.npz",
+        "keywords.vocab.json",
+        "near_duplicates.json",
+    }
+    assert manifest.keyword_fields == ["question+alternates", "question+answer"]
+    assert manifest.fine_tune is None  # the fake model cannot be trained; the build goes on without
+    assert manifest.calibration is not None and set(manifest.calibration) == {
+        "offtopic_mean",
+        "offtopic_std",
+        "offtopic_p95",
+        "offtopic_max",
+    }
+    assert manifest.near_duplicate_pairs == 1 and manifest.near_duplicates_differing == 1  # prevent / prevent-2
+    assert manifest.build_settings["exclude_flags"] == ["advert"]
     assert manifest.built_at.endswith("+00:00")
     assert index.entry("spasm-duration") is not None and index.entry("gadget") is None
 
@@ -138,7 +155,7 @@ def test_current_pointing_nowhere_is_reported(built_settings: Settings, fake_emb
 
 
 def test_empty_prepare_has_the_model_dimension(fake_embedder: HashingEmbedder) -> None:
-    content = prepare_build([], fake_embedder)
+    content = prepare_build([], fake_embedder, Settings(_env_file=None))  # type: ignore[call-arg]
     assert content.vectors.shape == (0, 256) and content.vectors.dtype == np.float32
 
 

@@ -1,0 +1,82 @@
+"""Near-duplicate entries, found at build time: questions that mean the same thing.
+
+Pairs whose question vectors are at least ``SAME_QUESTION`` similar (or whose questions are equal up
+to case and punctuation) are reported. When their answers also say the same (word overlap of at
+least ``SAME_ANSWER``) they are plain duplicates; otherwise the answers disagree and the pair needs
+a reviewer: a patient asking that question could get either answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_service.corpus import FaqEntry
+
+SAME_QUESTION = 0.93
+SAME_ANSWER = 0.8
+_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    first: str
+    second: str
+    question_similarity: float
+    answer_overlap: float
+    answers_differ: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def answer_overlap(first: str, second: str) -> float:
+    """Jaccard overlap of the answers' words (1.0: the same words)."""
+    a, b = _words(first), _words(second)
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def find_near_duplicates(
+    entries: Sequence[FaqEntry], question_vectors: npt.NDArray[np.float32], *, threshold: float = SAME_QUESTION
+) -> list[NearDuplicate]:
+    """Pairs of entries (by position order) whose questions mean the same, most similar first."""
+    found: dict[tuple[int, int], float] = {}
+    keys: dict[str, int] = {}
+    for position, entry in enumerate(entries):
+        key = " ".join(re.findall(r"\w+", entry.question.lower()))
+        if key in keys:
+            found[(keys[key], position)] = 1.0
+        else:
+            keys[key] = position
+    count = len(entries)
+    for start in range(0, count, _CHUNK):
+        block = question_vectors[start : start + _CHUNK] @ question_vectors.T
+        rows, cols = np.nonzero(block >= threshold)
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            first = start + row
+            if col > first:
+                found.setdefault((first, col), float(block[row, col]))
+    pairs = []
+    for (first, second), similarity in found.items():
+        overlap = answer_overlap(entries[first].answer, entries[second].answer)
+        pairs.append(
+            NearDuplicate(
+                entries[first].id,
+                entries[second].id,
+                round(min(similarity, 1.0), 4),
+                round(overlap, 3),
+                overlap < SAME_ANSWER,
+            )
+        )
+    pairs.sort(key=lambda pair: (-pair.question_similarity, pair.first, pair.second))
+    return pairs

@@ -1,0 +1,94 @@
+"""Ranking entries for a question: dense candidates and keyword candidates, rescored exactly and fused.
+
+An entry's score is ``question_weight * max(question, alternates) + (1 - question_weight) * (question
++ answer)`` over cosine similarities, plus ``keyword_weight`` times its keyword (BM25) score scaled to
+0..1. Pure numpy over a loaded index; no HTTP, no model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_service.index import FIELD_NAMES, FaqIndex
+
+QUESTION_FIELDS = (FIELD_NAMES.index("question"), FIELD_NAMES.index("alternate"))
+QA_FIELD = FIELD_NAMES.index("qa")
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    question_weight: float = 0.7
+    keyword_weight: float = 0.2
+    candidates: int = 50  # entries rescored exactly per source (dense, keyword)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One entry's scores for one question."""
+
+    entry: int
+    score: float  # the fused score the ranking uses
+    dense_question: float
+    dense_qa: float
+    keyword: float
+
+
+class Retriever:
+    def __init__(self, index: FaqIndex, weights: RankingWeights) -> None:
+        self.index = index
+        self.weights = weights
+        rows_entry = index.row_entry
+        rows_field = index.row_field
+        count = len(index.entries)
+        # Rows per entry, split into question-like rows and the question+answer row.
+        order = np.argsort(rows_entry, kind="stable")
+        self._question_rows: list[npt.NDArray[np.int64]] = [np.empty(0, dtype=np.int64)] * count
+        self._qa_row = np.full(count, -1, dtype=np.int64)
+        starts = np.searchsorted(rows_entry[order], np.arange(count + 1))
+        for entry in range(count):
+            rows = order[starts[entry] : starts[entry + 1]]
+            fields = rows_field[rows]
+            self._question_rows[entry] = rows[np.isin(fields, QUESTION_FIELDS)]
+            qa = rows[fields == QA_FIELD]
+            if len(qa):
+                self._qa_row[entry] = qa[0]
+
+    def rank(self, query_vectors: npt.NDArray[np.float32], questions: Sequence[str], k: int) -> list[list[Scored]]:
+        """The ``k`` best entries per question, best first."""
+        dense_candidates = self.index.search(query_vectors, k=self.weights.candidates)
+        keywords = self.index.keywords
+        results = []
+        for vector, question, hits in zip(query_vectors, questions, dense_candidates, strict=True):
+            candidates = {hit.entry for hit in hits}
+            keyword_scores = None
+            if keywords is not None and self.weights.keyword_weight > 0:
+                keyword_scores = keywords.scores(question)
+                if keyword_scores.any():
+                    top = min(self.weights.candidates, len(keyword_scores))
+                    best = np.argpartition(-keyword_scores, top - 1)[:top]
+                    candidates.update(int(entry) for entry in best if keyword_scores[entry] > 0)
+            scored = [self._score(entry, vector, keyword_scores) for entry in candidates]
+            scored.sort(key=lambda item: (-item.score, item.entry))
+            results.append(scored[:k])
+        return results
+
+    def _score(
+        self, entry: int, vector: npt.NDArray[np.float32], keyword_scores: npt.NDArray[np.float32] | None
+    ) -> Scored:
+        vectors = self.index.vectors
+        question_rows = self._question_rows[entry]
+        dense_question = float((vectors[question_rows] @ vector).max()) if len(question_rows) else 0.0
+        qa_row = self._qa_row[entry]
+        dense_qa = float(vectors[qa_row] @ vector) if qa_row >= 0 else dense_question
+        keyword = float(keyword_scores[entry]) if keyword_scores is not None else 0.0
+        weights = self.weights
+        score = (
+            weights.question_weight * dense_question
+            + (1 - weights.question_weight) * dense_qa
+            + weights.keyword_weight * keyword
+        )
+        return Scored(entry, score, dense_question, dense_qa, keyword)

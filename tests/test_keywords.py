@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_service.keywords import KeywordIndex, tokenize
+
+
+def test_tokenize_drops_stopwords_and_light_stems() -> None:
+    assert tokenize("How long do back spasms last?") == ["long", "back", "spasm", "last"]
+    assert tokenize("Stretches and remedies, Café") == ["stretch", "remedy", "cafe"]
+    assert tokenize("the of and") == []
+
+
+@pytest.fixture
+def index() -> KeywordIndex:
+    questions = ["How long do back spasms last?", "Is walking good for back pain?", "What is zolmitriptan?"]
+    answers = ["A few days.", "Walking eases lower back pain.", "A migraine medicine."]
+    return KeywordIndex.build([questions, [f"{q} {a}" for q, a in zip(questions, answers, strict=True)]])
+
+
+def test_scores_are_absolute_coverage_of_the_question(index: KeywordIndex) -> None:
+    full = index.scores("how long do back spasms last")
+    assert int(np.argmax(full)) == 0 and 0.8 < full[0] <= 1.0
+    rare = index.scores("zolmitriptan")
+    assert int(np.argmax(rare)) == 2 and rare[2] > 0.9
+    # words the FAQ never uses lower every score: the question is mostly about something else
+    partial = index.scores("zolmitriptan celiac gluten tablets")
+    assert partial[2] < 0.5 * rare[2]
+    assert not index.scores("banana bread recipe").any()
+    assert not index.scores("").any()
+
+
+def test_save_and_load_round_trip(index: KeywordIndex, tmp_path: Path) -> None:
+    names = index.save(tmp_path)
+    assert sorted(names) == ["keywords.npz", "keywords.vocab.json"]
+    loaded = KeywordIndex.load(tmp_path)
+    for query in ["back pain walking", "zolmitriptan", "nothing here"]:
+        assert np.allclose(loaded.scores(query), index.scores(query))
+
+
+def test_misspelt_words_meet_the_corpus_word_one_edit_away() -> None:
+    index = KeywordIndex.build([["upper back spasm stretches", "seeing a chiropractor", "calf cramps"], ["", "", ""]])
+    assert index.query_terms("upper back spasm streches") == {"upper", "back", "spasm", "stretch"}
+    assert index.query_terms("chiropracter") == {"chiropractor"}
+    assert index.query_terms("spazms") == {"spasm"}
+    assert index.query_terms("half") == {"half"}  # short words are left alone ("calf")
+    assert index.query_terms("migraine") == {"migraine"}  # nothing one edit away
+    assert int(np.argmax(index.scores("chiropracter"))) == 1

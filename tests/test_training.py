@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from qa_service.corpus import FaqEntry
+from qa_service.training import epochs_for, plan_training, training_pairs
+
+
+def entry(entry_id: str, question: str, answer: str, alternates: tuple[str, ...] = ()) -> FaqEntry:
+    return FaqEntry(id=entry_id, question=question, answer=answer, alternates=list(alternates))
+
+
+ENTRIES = [
+    entry("a", "How long do spasms last?", "A few days.", ("When will my spasm stop?",)),
+    entry("b", "Is walking good?", "Yes, walk."),
+    entry("c", "Should I walk with a spasm?", "Yes, walk."),  # same answer as b
+    entry("d", "What is X?", ""),  # no answer: nothing to learn from
+]
+
+
+def test_pairs_come_from_what_the_corpus_says_is_equivalent() -> None:
+    pairs = {(p.anchor, p.positive) for p in training_pairs(ENTRIES)}
+    assert ("How long do spasms last?", "A few days.") in pairs
+    assert ("When will my spasm stop?", "A few days.") in pairs
+    assert ("When will my spasm stop?", "How long do spasms last?") in pairs
+    assert ("Is walking good?", "Should I walk with a spasm?") in pairs  # one answer, two questions
+    assert not any("What is X?" in pair for pair in pairs)
+
+
+def test_batches_never_pair_two_items_of_one_group_and_are_seeded() -> None:
+    pairs = training_pairs(ENTRIES)
+    plan = plan_training(pairs, batch_size=8, epochs=3, max_steps=100, seed=1)
+    for batch in plan.batches:
+        assert len({p.group for p in batch}) == len(batch) >= 2
+        texts = [t for p in batch for t in (p.anchor, p.positive)]
+        assert len(set(texts)) == len(texts)
+    again = plan_training(pairs, batch_size=8, epochs=3, max_steps=100, seed=1)
+    assert again.batches == plan.batches
+    assert plan_training(pairs, batch_size=8, epochs=3, max_steps=2, seed=1).steps == 2
+
+
+def test_small_corpora_get_more_epochs() -> None:
+    assert epochs_for(60, 32, target_steps=120, max_epochs=4) == 4
+    assert epochs_for(20000, 32, target_steps=120, max_epochs=4) == 1
