@@ -101,11 +101,10 @@ def decide(
 
     def on_topic(candidate: Candidate) -> bool:
         """Close enough to the question to be offered at all: confident even with a rival level with it."""
-        score = candidate.score
-        return confidence.confidence(score, score, candidate.keyword) >= policy.answer_threshold
+        return confidence.confidence(candidate, candidate.score) >= policy.answer_threshold
 
     def rated(candidate: Candidate, rival: float | None) -> Candidate:
-        return replace(candidate, confidence=round(confidence.confidence(candidate.score, rival, candidate.keyword), 4))
+        return replace(candidate, confidence=round(confidence.confidence(candidate, rival), 4))
 
     others = [c for c in candidates[1:] if different_meaning(best, c)]
     second = others[0].score if others else None

@@ -186,7 +186,7 @@ def measure_offtopic(content: BuildContent, encoder: Embedder, settings: Setting
     questions = reference_questions()
     retriever = Retriever(build_in_memory(content), weights_from_settings(settings))
     ranked = retriever.rank(encoder.encode(questions), questions, k=1)
-    return offtopic_statistics([scored[0].score if scored else 0.0 for scored in ranked])
+    return offtopic_statistics([scored[0] for scored in ranked if scored])
 
 
 def index_is_current(settings: Settings, model: str) -> str | None:

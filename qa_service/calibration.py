@@ -1,12 +1,14 @@
-"""Confidence that means something: the probability that the top answer is right.
+"""Confidence that means something: the probability that an answer is right.
 
-Raw similarity scores mean different things in different corpora (and after build-time fine-tuning),
-so each build measures how high *off-topic* questions score against it: 200 questions no medical FAQ
-answers (``data/offtopic_reference.txt``: clinic admin, chit-chat, other trades). A question's top
-score is then expressed in units of that spread above the off-topic mean, and a logistic model turns
-it and the margin to the next distinct answer into a probability. The logistic coefficients are
-global defaults fitted on the dev halves of the public datasets (see BENCHMARKS.md); the per-corpus
-statistics are computed automatically at build time and stored in the index manifest.
+Raw similarities mean different things in different corpora (and after build-time fine-tuning), so
+each build measures how high *off-topic* questions score against it: 200 questions no medical FAQ
+answers (``data/offtopic_reference.txt``: clinic admin, chit-chat, other trades). A candidate's
+scores are then expressed in standard deviations above those off-topic levels, and a logistic model
+turns them, the lead over the next different answer and the keyword coverage into a probability.
+
+The logistic coefficients are global defaults fitted with ``qa-service calibrate`` on the dev halves
+of the public datasets (see BENCHMARKS.md); the per-corpus statistics are measured automatically at
+build time and stored in the index manifest (``calibration``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,41 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 REFERENCE_FILE = "offtopic_reference.txt"
+MARGIN_CAP = 3.0
+# The fused score is a weighted sum of the three components, so it is not a feature of its own (the
+# model would not be identifiable); it only measures the lead over the rival.
+FEATURES = ("question_z", "qa_z", "keyword", "margin")
+
+# Global coefficients, in FEATURES order after the bias; see BENCHMARKS.md for how they were fitted.
+DEFAULT_COEFFICIENTS = (-3.982, 0.601, 0.283, 1.218, 0.797)
+# Used only for an index without measured statistics (never produced by this version's builds).
+FALLBACK_STATISTICS = {
+    "offtopic_mean": 0.2,
+    "offtopic_std": 0.07,
+    "question_mean": 0.2,
+    "question_std": 0.07,
+    "qa_mean": 0.2,
+    "qa_std": 0.07,
+}
+
+
+class Scores(Protocol):
+    """What the confidence model reads from a candidate."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def dense_question(self) -> float: ...
+    @property
+    def dense_qa(self) -> float: ...
+    @property
+    def keyword(self) -> float: ...
 
 
 def reference_questions() -> list[str]:
@@ -28,65 +59,61 @@ def reference_questions() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def offtopic_statistics(top_scores: Sequence[float]) -> dict[str, float]:
-    """Summary of the reference questions' top scores against one corpus."""
-    scores = np.asarray(top_scores, dtype=np.float64)
-    if not len(scores):
-        return {"offtopic_mean": 0.0, "offtopic_std": 1.0, "offtopic_p95": 0.0, "offtopic_max": 0.0}
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    if not len(array):
+        return 0.0, 1.0
+    return round(float(array.mean()), 5), round(max(float(array.std()), 1e-3), 5)
+
+
+def offtopic_statistics(tops: Sequence[Scores]) -> dict[str, float]:
+    """Levels of the reference questions' best candidates against one corpus."""
+    mean, std = _spread([top.score for top in tops])
+    question_mean, question_std = _spread([top.dense_question for top in tops])
+    qa_mean, qa_std = _spread([top.dense_qa for top in tops])
+    scores = [top.score for top in tops] or [0.0]
     return {
-        "offtopic_mean": round(float(scores.mean()), 5),
-        "offtopic_std": round(max(float(scores.std()), 1e-3), 5),
+        "offtopic_mean": mean,
+        "offtopic_std": std,
         "offtopic_p95": round(float(np.quantile(scores, 0.95)), 5),
-        "offtopic_max": round(float(scores.max()), 5),
+        "offtopic_max": round(float(max(scores)), 5),
+        "question_mean": question_mean,
+        "question_std": question_std,
+        "qa_mean": qa_mean,
+        "qa_std": qa_std,
     }
-
-
-# Global coefficients of the confidence model, fitted with `qa-service calibrate` on the dev halves
-# of the public datasets (see BENCHMARKS.md for the command and the data).
-DEFAULT_BIAS = -3.694
-DEFAULT_Z_WEIGHT = 0.922
-DEFAULT_MARGIN_WEIGHT = 0.908
-DEFAULT_KEYWORD_WEIGHT = -0.872
-# Used only for an index without measured statistics (never produced by this version's builds).
-FALLBACK_STATISTICS = {"offtopic_mean": 0.2, "offtopic_std": 0.07}
-MARGIN_CAP = 3.0
-
-
-def confidence_features(
-    best: float, second: float | None, offtopic_mean: float, offtopic_std: float
-) -> tuple[float, float]:
-    """(z, margin): the top score above the off-topic mean, and its lead over the next different
-    answer, both in off-topic standard deviations (the lead capped at 3; no rival counts as 3)."""
-    z = (best - offtopic_mean) / offtopic_std
-    margin = min((best - second) / offtopic_std, MARGIN_CAP) if second is not None else MARGIN_CAP
-    return z, margin
 
 
 @dataclass(frozen=True)
 class ConfidenceModel:
-    """P(entry right) = sigmoid(bias + z_weight * z + margin_weight * margin + keyword_weight * keyword)."""
+    """P(candidate right) = sigmoid(bias + coefficients . features(candidate, rival))."""
 
-    offtopic_mean: float
-    offtopic_std: float
-    bias: float = DEFAULT_BIAS
-    z_weight: float = DEFAULT_Z_WEIGHT
-    margin_weight: float = DEFAULT_MARGIN_WEIGHT
-    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
+    statistics: dict[str, float]
+    coefficients: tuple[float, ...] = DEFAULT_COEFFICIENTS
 
     @classmethod
     def for_index(cls, statistics: dict[str, float] | None) -> ConfidenceModel:
-        stats = statistics or FALLBACK_STATISTICS
-        return cls(offtopic_mean=stats["offtopic_mean"], offtopic_std=stats["offtopic_std"])
+        merged = dict(FALLBACK_STATISTICS)
+        merged.update(statistics or {})
+        return cls(merged)
 
     def margin(self, best: float, other: float) -> float:
-        return (best - other) / self.offtopic_std
+        """How far ``best`` leads ``other``, in off-topic standard deviations."""
+        return (best - other) / self.statistics["offtopic_std"]
 
-    def confidence(self, score: float, rival: float | None, keyword: float = 0.0) -> float:
-        """Probability that the entry scoring ``score`` (keyword coverage ``keyword``) is right when the
-        best different answer scores ``rival`` (None: there is none)."""
-        z, margin = confidence_features(score, rival, self.offtopic_mean, self.offtopic_std)
-        logit = self.bias + self.z_weight * z + self.margin_weight * margin + self.keyword_weight * keyword
-        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, logit))))
+    def features(self, candidate: Scores, rival: float | None) -> list[float]:
+        """FEATURES of a candidate whose best different rival scores ``rival`` (None: no rival)."""
+        stats = self.statistics
+        margin = MARGIN_CAP if rival is None else min(self.margin(candidate.score, rival), MARGIN_CAP)
+        return [
+            (candidate.dense_question - stats["question_mean"]) / stats["question_std"],
+            (candidate.dense_qa - stats["qa_mean"]) / stats["qa_std"],
+            candidate.keyword,
+            margin,
+        ]
+
+    def confidence(self, candidate: Scores, rival: float | None) -> float:
+        return probability(self.coefficients, self.features(candidate, rival))
 
 
 def fit_logistic(
@@ -112,40 +139,56 @@ def fit_logistic(
 
 
 @dataclass(frozen=True)
+class _Row:
+    score: float
+    dense_question: float
+    dense_qa: float
+    keyword: float
+
+
+@dataclass(frozen=True)
 class CalibrationExample:
     dataset: str
     kind: str  # answerable / noanswer
-    z: float
-    margin: float
-    keyword: float
+    features: list[float]
     correct: bool  # the top entry is right (always False for a question the FAQ does not answer)
-
-    def features(self) -> list[float]:
-        return [self.z, self.margin, self.keyword]
 
 
 def examples_from_features(dataset: str, rows: Sequence[dict[str, Any]]) -> list[CalibrationExample]:
-    """Turn `qa-service eval --features` rows into examples for the confidence model."""
+    """Turn `qa-service eval --features` rows into examples for the confidence model.
+
+    The off-topic levels come from the file's reference rows when it has them (the same ranking the
+    build measured), else from the statistics recorded with each row."""
+
+    def top_of(row: dict[str, Any]) -> _Row:
+        best = row["candidates"][0]
+        return _Row(best["score"], best["dense_question"], best["dense_qa"], best["keyword"])
+
+    references = [top_of(row) for row in rows if row.get("kind") == "reference" and row.get("candidates")]
+    measured = offtopic_statistics(references) if references else None
     examples = []
     for row in rows:
-        stats = row.get("calibration") or FALLBACK_STATISTICS
         candidates = row.get("candidates") or []
         if row.get("kind") not in ("answerable", "noanswer") or not candidates:
             continue
-        best = candidates[0]
-        z, margin = confidence_features(best["score"], row.get("rival"), stats["offtopic_mean"], stats["offtopic_std"])
+        model = ConfidenceModel.for_index(measured or row.get("calibration"))
+        top = top_of(row)
         correct = bool(row["correct"]) and row["kind"] == "answerable"
-        examples.append(CalibrationExample(dataset, row["kind"], z, margin, best["keyword"], correct))
+        examples.append(CalibrationExample(dataset, row["kind"], model.features(top, row.get("rival")), correct))
     return examples
 
 
-def fit_confidence(examples: Sequence[CalibrationExample]) -> tuple[float, float, float, float]:
-    """(bias, z_weight, margin_weight, keyword_weight); every dataset weighs the same in the fit."""
+def fit_confidence(examples: Sequence[CalibrationExample]) -> tuple[float, ...]:
+    """(bias, *weights in FEATURES order); every dataset weighs the same in the fit."""
     datasets = sorted({e.dataset for e in examples})
     per_dataset = {name: sum(1 for e in examples if e.dataset == name) for name in datasets}
-    features = np.array([e.features() for e in examples], dtype=np.float64)
+    features = np.array([e.features for e in examples], dtype=np.float64)
     labels = np.array([1.0 if e.correct else 0.0 for e in examples])
     weights = np.array([len(examples) / (len(datasets) * per_dataset[e.dataset]) for e in examples])
-    beta = fit_logistic(features, labels, weights)
-    bias, z_weight, margin_weight, keyword_weight = (round(float(value), 3) for value in beta)
-    return bias, z_weight, margin_weight, keyword_weight
+    return tuple(round(float(value), 3) for value in fit_logistic(features, labels, weights))
+
+
+def probability(coefficients: Sequence[float], features: Sequence[float]) -> float:
+    bias, *weights = coefficients
+    logit = bias + sum(w * f for w, f in zip(weights, features, strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, logit))))

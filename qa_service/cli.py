@@ -237,7 +237,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.calibration import ConfidenceModel, examples_from_features, fit_confidence
+    from qa_service.calibration import FEATURES, examples_from_features, fit_confidence, probability
 
     examples = []
     for path in args.features:
@@ -246,20 +246,23 @@ def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     if not examples:
         print("qa-service: error: no examples in the feature files", file=sys.stderr)
         return 1
-    bias, z_weight, margin_weight, keyword_weight = fit_confidence(examples)
-    model = ConfidenceModel(0.0, 1.0, bias, z_weight, margin_weight, keyword_weight)
-    print(f"bias {bias}  z_weight {z_weight}  margin_weight {margin_weight}  keyword_weight {keyword_weight}")
-    print("\nconfident-and-right rate per dataset as the threshold moves (answered correct / declined):")
+    coefficients = fit_confidence(examples)
+    print("coefficients (bias, " + ", ".join(FEATURES) + "):")
+    print("  " + repr(coefficients))
+    thresholds = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    print("\nper dataset and threshold: answerable questions answered right / no-answer questions declined")
     for dataset in sorted({e.dataset for e in examples}):
         own = [e for e in examples if e.dataset == dataset]
+        answerable = [e for e in own if e.kind == "answerable"]
+        noanswer = [e for e in own if e.kind == "noanswer"]
         cells = []
-        for threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-            accepted = [e for e in own if model.confidence(e.z, e.z - e.margin, e.keyword) >= threshold]
-            answerable = [e for e in own if e.kind == "answerable"] or own
-            noanswer = [e for e in own if e.kind == "noanswer"]
-            right = sum(1 for e in accepted if e.correct) / len(answerable)
-            declined = 1 - sum(1 for e in accepted if e.kind == "noanswer") / len(noanswer) if noanswer else None
-            cells.append(f"{threshold}: {right:.3f}" + (f"/{declined:.3f}" if declined is not None else ""))
+        for threshold in thresholds:
+            accepted = [e for e in own if probability(coefficients, e.features) >= threshold]
+            right = sum(1 for e in accepted if e.correct) / max(1, len(answerable))
+            cell = f"{threshold}: {right:.3f}"
+            if noanswer:
+                cell += f"/{1 - sum(1 for e in accepted if e.kind == 'noanswer') / len(noanswer):.3f}"
+            cells.append(cell)
         print(f"  {dataset:<12} " + "  ".join(cells))
     return 0
 

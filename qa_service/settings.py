@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     finetune_seed: int = Field(0, ge=0, description="Seed of build-time training (same seed, same model).")
 
     answer_threshold: float = Field(
-        0.5,
+        0.4,
         ge=0.0,
         le=1.0,
         description="Minimum confidence (calibrated probability that the answer is right) for an answer.",

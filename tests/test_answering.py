@@ -17,15 +17,26 @@ POLICY = DecisionPolicy(
     clarify_message="clarify",
     fallback_message="fallback",
 )
-# logit = -4 + score / 0.1 + min((score - second) / 0.1, 3): easy numbers for the tests
-MODEL = ConfidenceModel(offtopic_mean=0.0, offtopic_std=0.1, bias=-4.0, z_weight=1.0, margin_weight=1.0)
+# Candidates below have both similarities equal to their score and no keyword match, so
+# logit = -4 + score / 0.1 + min((score - rival) / 0.1, 3): easy numbers for the tests.
+MODEL = ConfidenceModel(
+    {
+        "offtopic_mean": 0.0,
+        "offtopic_std": 0.1,
+        "question_mean": 0.0,
+        "question_std": 0.1,
+        "qa_mean": 0.0,
+        "qa_std": 0.1,
+    },
+    coefficients=(-4.0, 0.5, 0.5, 0.0, 1.0),
+)
 
 
 def cand(entry_id: str, score: float, duplicates: tuple[str, ...] = (), answer: str = "") -> Candidate:
     entry = FaqEntry(
         id=entry_id, question=f"{entry_id}?", answer=answer or f"answer {entry_id}", duplicates=list(duplicates)
     )
-    return Candidate(entry, score)
+    return Candidate(entry, score, dense_question=score, dense_qa=score)
 
 
 def ids(candidates: list[Candidate]) -> list[str]:
@@ -43,7 +54,7 @@ def test_clear_winner_is_answered_with_its_confidence_and_related_questions() ->
     decision = decide([cand("a", 0.9), cand("b", 0.5), cand("c", 0.45), cand("d", 0.3)], POLICY, MODEL, 3)
     assert decision.status == "answered" and decision.answer is not None
     assert decision.answer.entry.id == "a"
-    assert decision.answer.confidence == pytest.approx(MODEL.confidence(0.9, 0.5), abs=1e-4)
+    assert decision.answer.confidence == pytest.approx(MODEL.confidence(cand("a", 0.9), 0.5), abs=1e-4)
     assert decision.answer.confidence > 0.99
     assert ids(decision.alternatives) == ["b", "c"]  # d is not close enough to be offered
     assert all(c.confidence is not None and c.confidence < decision.answer.confidence for c in decision.alternatives)
@@ -125,7 +136,7 @@ def test_other_languages_get_an_honest_no_answer(built_settings: Settings, fake_
 
 
 def test_entries_without_answers_are_not_the_same_answer() -> None:
-    first = Candidate(FaqEntry(id="q1", question="What is X?", answer=""), 0.8)
-    second = Candidate(FaqEntry(id="q2", question="What causes Y?", answer=""), 0.79)
+    first = Candidate(FaqEntry(id="q1", question="What is X?", answer=""), 0.8, 0.8, 0.8)
+    second = Candidate(FaqEntry(id="q2", question="What causes Y?", answer=""), 0.79, 0.79, 0.79)
     decision = decide([first, second], POLICY, MODEL, 3)
     assert decision.status == "clarify"

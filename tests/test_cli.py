@@ -188,3 +188,32 @@ def test_build_if_stale_builds_only_when_needed(project: Path, capsys: pytest.Ca
     corpus_file.write_text(corpus_file.read_text().replace("Wonder Back Gadget", "Wonder Gadget"))
     assert main(["build", "--if-stale"]) == 0
     assert "nothing to build" in capsys.readouterr().out
+
+
+def test_eval_writes_a_report_with_the_tradeoff_chart(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, queries, noanswer = write_dataset(project)
+    report = project / "out"
+    args = ["eval", "--faq", str(faq), "--queries", str(queries), "--noanswer", str(noanswer), "--report", str(report)]
+    assert main(args) == 0
+    assert f"report: {report / 'report.md'}" in capsys.readouterr().out
+    markdown = (report / "report.md").read_text()
+    assert "![answered / declined as the threshold moves](tradeoff.svg)" in markdown
+    assert "| p_at_1 |" in markdown and "| 0.50 |" in markdown
+    svg = (report / "tradeoff.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 4  # right, wrong, declined, declined no-answer
+    assert "configured 0.5" in svg
+
+
+def test_eval_features_feed_calibrate(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, queries, noanswer = write_dataset(project)
+    features = project / "toy.jsonl"
+    assert main(["eval", "--faq", str(faq), "--queries", str(queries), "--noanswer", str(noanswer),
+                 "--no-report", "--features", str(features), "--json"]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in features.read_text().splitlines()]
+    assert [row["kind"] for row in rows] == ["answerable"] * 4 + ["noanswer"] + ["reference"] * 200
+    assert set(rows[0]) >= {"calibration", "query", "correct", "relevant", "rival", "candidates"}
+    assert set(rows[0]["candidates"][0]) == {"id", "duplicates", "score", "dense_question", "dense_qa", "keyword"}
+    capsys.readouterr()
+    assert main(["calibrate", "--features", str(features)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("coefficients (bias, question_z, qa_z, keyword, margin):") and "toy" in out

@@ -44,6 +44,10 @@ def test_build_writes_a_complete_manifest(built_settings: Settings) -> None:
         "offtopic_std",
         "offtopic_p95",
         "offtopic_max",
+        "question_mean",
+        "question_std",
+        "qa_mean",
+        "qa_std",
     }
     assert manifest.near_duplicate_pairs == 1 and manifest.near_duplicates_differing == 1  # prevent / prevent-2
     assert manifest.build_settings["exclude_flags"] == ["advert"]
