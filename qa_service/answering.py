@@ -43,6 +43,7 @@ class Candidate:
     dense_question: float = 0.0
     dense_qa: float = 0.0
     keyword: float = 0.0
+    known: float = 1.0  # share of the question's words the corpus uses (1.0 when there is no keyword index)
     confidence: float | None = None  # calibrated probability, set by decide()
 
 
@@ -165,7 +166,9 @@ class Answerer:
         cleaned = [self.clean(question) for question in questions]
         vectors = self.embedder.encode(cleaned, batch_size=max(1, min(len(cleaned), 64)))
         entries = self.index.entries
+        keywords = self.index.keywords
+        known = [keywords.known_share(text) if keywords is not None else 1.0 for text in cleaned]
         return [
-            [Candidate(entries[s.entry], s.score, s.dense_question, s.dense_qa, s.keyword) for s in ranked]
-            for ranked in self.retriever.rank(vectors, cleaned, k)
+            [Candidate(entries[s.entry], s.score, s.dense_question, s.dense_qa, s.keyword, share) for s in ranked]
+            for ranked, share in zip(self.retriever.rank(vectors, cleaned, k), known, strict=True)
         ]

@@ -4,7 +4,8 @@ Raw similarities mean different things in different corpora (and after build-tim
 each build measures how high *off-topic* questions score against it: 200 questions no medical FAQ
 answers (``data/offtopic_reference.txt``: clinic admin, chit-chat, other trades). A candidate's
 scores are then expressed in standard deviations above those off-topic levels, and a logistic model
-turns them, the lead over the next different answer and the keyword coverage into a probability.
+turns them, the lead over the next different answer, the keyword coverage and the share of the
+question's words the corpus uses at all into a probability.
 
 The logistic coefficients are global defaults fitted with ``qa-service calibrate`` on the dev halves
 of the public datasets (see BENCHMARKS.md); the per-corpus statistics are measured automatically at
@@ -26,10 +27,10 @@ REFERENCE_FILE = "offtopic_reference.txt"
 MARGIN_CAP = 3.0
 # The fused score is a weighted sum of the three components, so it is not a feature of its own (the
 # model would not be identifiable); it only measures the lead over the rival.
-FEATURES = ("question_z", "qa_z", "keyword", "margin")
+FEATURES = ("question_z", "qa_z", "keyword", "margin", "known")
 
 # Global coefficients, in FEATURES order after the bias; see BENCHMARKS.md for how they were fitted.
-DEFAULT_COEFFICIENTS = (-3.982, 0.601, 0.283, 1.218, 0.797)
+DEFAULT_COEFFICIENTS = (-3.982, 0.601, 0.283, 1.218, 0.797, 0.0)
 # Used only for an index without measured statistics (never produced by this version's builds).
 FALLBACK_STATISTICS = {
     "offtopic_mean": 0.2,
@@ -52,6 +53,8 @@ class Scores(Protocol):
     def dense_qa(self) -> float: ...
     @property
     def keyword(self) -> float: ...
+    @property
+    def known(self) -> float: ...
 
 
 def reference_questions() -> list[str]:
@@ -110,6 +113,7 @@ class ConfidenceModel:
             (candidate.dense_qa - stats["qa_mean"]) / stats["qa_std"],
             candidate.keyword,
             margin,
+            candidate.known,
         ]
 
     def confidence(self, candidate: Scores, rival: float | None) -> float:
@@ -144,6 +148,7 @@ class _Row:
     dense_question: float
     dense_qa: float
     keyword: float
+    known: float
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ def examples_from_features(dataset: str, rows: Sequence[dict[str, Any]]) -> list
 
     def top_of(row: dict[str, Any]) -> _Row:
         best = row["candidates"][0]
-        return _Row(best["score"], best["dense_question"], best["dense_qa"], best["keyword"])
+        return _Row(best["score"], best["dense_question"], best["dense_qa"], best["keyword"], best.get("known", 1.0))
 
     references = [top_of(row) for row in rows if row.get("kind") == "reference" and row.get("candidates")]
     measured = offtopic_statistics(references) if references else None

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qa_service.errors import CorpusError
+from qa_service.yamlfile import read_yaml, sequence_lines
 
 CORPUS_FORMAT_VERSION = 1
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,159}$", re.IGNORECASE)
@@ -166,35 +167,9 @@ def check_entries(entries: Sequence[FaqEntry], origins: Sequence[str]) -> None:
                 raise CorpusError(f"{origin}: entry {entry.id!r}: duplicates names the entry itself")
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys (plain YAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_corpus_file(path: Path, *, require_answers: bool = True) -> Corpus:
     """Load and validate one corpus YAML file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        root_node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CorpusError(f"{where}: invalid YAML: {problem}") from None
+    data, root_node = read_yaml(path, CorpusError)
     if data is None:
         return Corpus((), ())
     if not isinstance(data, dict) or "entries" not in data:
@@ -209,25 +184,16 @@ def load_corpus_file(path: Path, *, require_answers: bool = True) -> Corpus:
     raw_entries = data["entries"] or []
     if not isinstance(raw_entries, list):
         raise CorpusError(f"{path}:1: 'entries' must be a list")
-    entry_nodes = _entry_nodes(root_node)
+    entry_lines = sequence_lines(root_node, "entries")
     entries: list[FaqEntry] = []
     origins: list[str] = []
     for position, raw in enumerate(raw_entries):
-        line = entry_nodes[position].start_mark.line + 1 if position < len(entry_nodes) else 1
+        line = entry_lines[position] if position < len(entry_lines) else 1
         origin = f"{path}:{line}"
         entries.append(parse_entry(raw, origin=origin, require_answer=require_answers))
         origins.append(origin)
     check_entries(entries, origins)
     return Corpus(tuple(entries), tuple(origins))
-
-
-def _entry_nodes(root: yaml.Node | None) -> list[yaml.Node]:
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for key_node, value_node in root.value:
-        if getattr(key_node, "value", None) == "entries" and isinstance(value_node, yaml.SequenceNode):
-            return list(value_node.value)
-    return []
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:

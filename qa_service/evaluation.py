@@ -71,6 +71,7 @@ class EvalRun:
     entry_count: int
     calibration: dict[str, float] | None = None
     reference_rankings: list[list[Candidate]] | None = None  # the off-topic reference questions
+    noanswer: list[LabelledQuery] | None = None
 
 
 def _top(decision: Decision) -> Candidate | None:
@@ -142,7 +143,15 @@ def run_evaluation(
             engine.answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
         )
         reference = engine.answerer.candidates(reference_questions(), k=10) if keep_reference else None
-    return EvalRun(answerable, rankings, noanswer_rankings, len(entries), engine.index.manifest.calibration, reference)
+    return EvalRun(
+        answerable,
+        rankings,
+        noanswer_rankings,
+        len(entries),
+        engine.index.manifest.calibration,
+        reference,
+        noanswer,
+    )
 
 
 def headline(metrics: dict[str, float]) -> dict[str, float]:
@@ -163,8 +172,11 @@ def feature_rows(run: EvalRun) -> list[dict[str, object]]:
     """Per query: what it was, whether the top entry is relevant, and the top candidates' scores."""
     rows: list[dict[str, object]] = []
     labelled = [(q.query, q.relevant, r) for q, r in zip(run.answerable, run.rankings, strict=True)]
-    unlabelled = [("", frozenset[str](), r) for r in run.noanswer_rankings or []]
-    reference = [("", frozenset[str](), r) for r in run.reference_rankings or []]
+    unlabelled = [
+        (q.query, q.relevant, r) for q, r in zip(run.noanswer or [], run.noanswer_rankings or [], strict=True)
+    ]
+    questions = reference_questions() if run.reference_rankings else []
+    reference = [(q, frozenset[str](), r) for q, r in zip(questions, run.reference_rankings or [], strict=True)]
     for kind, items in (("answerable", labelled), ("noanswer", unlabelled), ("reference", reference)):
         for query, relevant, ranking in items:
             top = ranking[0] if ranking else None
@@ -185,6 +197,7 @@ def feature_rows(run: EvalRun) -> list[dict[str, object]]:
                             "dense_question": round(c.dense_question, 5),
                             "dense_qa": round(c.dense_qa, 5),
                             "keyword": round(c.keyword, 5),
+                            "known": round(c.known, 5),
                         }
                         for c in ranking[:10]
                     ],

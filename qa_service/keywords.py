@@ -228,6 +228,14 @@ class KeywordIndex:
             terms.add(self._corrector.correct(term) or term)
         return terms
 
+    def known_share(self, query: str) -> float:
+        """The share of the question's words that the corpus uses at all (0..1; 0 with no words).
+
+        Unweighted on purpose: in a one-topic FAQ the topic words are in every entry and carry no IDF,
+        yet a question whose words the FAQ never uses ("migraines", "cholesterol") is a different topic."""
+        terms = self.query_terms(query)
+        return sum(term in self.vocab for term in terms) / len(terms) if terms else 0.0
+
     def scores(self, query: str) -> npt.NDArray[np.float32]:
         """Mean over fields of the BM25 score divided by the query's total IDF (0..1)."""
         total = np.zeros(self.size, dtype=np.float32)

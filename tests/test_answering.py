@@ -28,7 +28,7 @@ MODEL = ConfidenceModel(
         "qa_mean": 0.0,
         "qa_std": 0.1,
     },
-    coefficients=(-4.0, 0.5, 0.5, 0.0, 1.0),
+    coefficients=(-4.0, 0.5, 0.5, 0.0, 1.0, 0.0),
 )
 
 

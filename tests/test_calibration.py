@@ -22,6 +22,7 @@ class Scored:
     dense_question: float
     dense_qa: float
     keyword: float
+    known: float = 1.0
 
 
 def test_reference_questions_ship_with_the_package() -> None:
@@ -54,8 +55,8 @@ def test_confidence_rises_with_closeness_coverage_and_lead() -> None:
     assert MODEL.confidence(near, 0.59) < MODEL.confidence(near, 0.4) <= MODEL.confidence(near, None)
     assert MODEL.confidence(Scored(0.4, 0.4, 0.4, 0.0), None) < MODEL.confidence(Scored(0.4, 0.4, 0.4, 0.8), None)
     assert MODEL.margin(0.6, 0.5) == pytest.approx(2.0)
-    assert MODEL.features(near, None) == pytest.approx([8.0, 8.0, 0.0, 3.0])  # lead capped at 3
-    assert len(FEATURES) == 4
+    assert MODEL.features(near, None) == pytest.approx([8.0, 8.0, 0.0, 3.0, 1.0])  # lead capped at 3
+    assert len(FEATURES) == 5
 
 
 def test_fit_logistic_recovers_a_known_model() -> None:
@@ -76,6 +77,7 @@ def test_examples_use_the_files_reference_rows() -> None:
             "dense_question": score,
             "dense_qa": score,
             "keyword": 0.5,
+            "known": 0.75,
         }
         return {"kind": kind, "correct": correct, "rival": None, "calibration": None, "candidates": [candidate]}
 
@@ -83,5 +85,5 @@ def test_examples_use_the_files_reference_rows() -> None:
     examples = examples_from_features("toy", rows)
     assert [e.kind for e in examples] == ["answerable", "noanswer"]
     assert examples[0].correct and not examples[1].correct
-    assert examples[0].features == pytest.approx([6.0, 6.0, 0.5, 3.0])  # (0.8 - 0.2) / 0.1 off-topic spread
+    assert examples[0].features == pytest.approx([6.0, 6.0, 0.5, 3.0, 0.75])  # (0.8 - 0.2) / 0.1 off-topic spread
     assert len(fit_confidence(examples)) == 1 + len(FEATURES)

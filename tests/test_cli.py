@@ -212,8 +212,18 @@ def test_eval_features_feed_calibrate(project: Path, capsys: pytest.CaptureFixtu
     rows = [json.loads(line) for line in features.read_text().splitlines()]
     assert [row["kind"] for row in rows] == ["answerable"] * 4 + ["noanswer"] + ["reference"] * 200
     assert set(rows[0]) >= {"calibration", "query", "correct", "relevant", "rival", "candidates"}
-    assert set(rows[0]["candidates"][0]) == {"id", "duplicates", "score", "dense_question", "dense_qa", "keyword"}
+    assert set(rows[0]["candidates"][0]) == {
+        "id",
+        "duplicates",
+        "score",
+        "dense_question",
+        "dense_qa",
+        "keyword",
+        "known",
+    }
+    assert rows[4]["query"] == "banana bread recipe"  # every row names its question, so misses can be read
+    assert all(row["query"] for row in rows)
     capsys.readouterr()
     assert main(["calibrate", "--features", str(features)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("coefficients (bias, question_z, qa_z, keyword, margin):") and "toy" in out
+    assert out.startswith("coefficients (bias, question_z, qa_z, keyword, margin, known):") and "toy" in out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from qa_service.cli import _parser
@@ -33,3 +36,22 @@ def test_every_endpoint_is_documented(client: TestClient) -> None:
 
 def test_the_two_setup_commands_are_in_the_readme() -> None:
     assert "make run" in README and "make test" in README
+
+
+def test_documented_defaults_match_the_code() -> None:
+    """A number or switch in the settings table is the default the code really uses."""
+    rows = dict(re.findall(r"^\| `QA_([A-Z_]+)` \| `([^`]*)` \|", README, flags=re.MULTILINE))
+    wrong = []
+    for name, field in Settings.model_fields.items():
+        default, documented = field.default, rows.get(name.upper())
+        if isinstance(default, bool):
+            same = documented == str(default).lower()
+        elif isinstance(default, int | float):
+            same = documented is not None and float(documented) == default
+        elif isinstance(default, Path):
+            same = documented == str(default)
+        else:
+            continue
+        if not same:
+            wrong.append(f"QA_{name.upper()}: README {documented!r}, code {default!r}")
+    assert wrong == []

@@ -33,6 +33,15 @@ def test_scores_are_absolute_coverage_of_the_question(index: KeywordIndex) -> No
     assert not index.scores("").any()
 
 
+def test_known_share_is_the_share_of_question_words_the_corpus_uses(index: KeywordIndex) -> None:
+    assert index.known_share("how long do back spasms last") == 1.0
+    # of know / headache / migraine, the corpus uses "migraine" only
+    assert index.known_share("how do I know if my headaches are migraines") == pytest.approx(1 / 3)
+    assert index.known_share("are back spasms dangerous") == pytest.approx(2 / 3)
+    assert index.known_share("back spazms") == 1.0  # a misspelling of a corpus word counts as known
+    assert index.known_share("the of and") == 0.0
+
+
 def test_save_and_load_round_trip(index: KeywordIndex, tmp_path: Path) -> None:
     names = index.save(tmp_path)
     assert sorted(names) == ["keywords.npz", "keywords.vocab.json"]
