@@ -20,6 +20,7 @@ from qa_service.embedder import Embedder
 from qa_service.errors import InvalidQuestionError
 from qa_service.index import FaqIndex
 from qa_service.language import LanguageGuard, language_list
+from qa_service.redflags import RedFlag, RedFlagRules
 from qa_service.retrieval import RankingWeights, Retriever
 
 Status = Literal["answered", "clarify", "no_answer", "urgent"]
@@ -53,6 +54,7 @@ class Decision:
     message: str
     answer: Candidate | None = None
     alternatives: list[Candidate] = field(default_factory=list)
+    red_flag: RedFlag | None = None  # the rule that made it urgent
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class DecisionPolicy:
     max_question_chars: int = 1000
     languages: tuple[str, ...] = ("en",)
     unsupported_language_message: str = "Sorry, I can only answer questions in {languages}."
+    urgent_message: str = "Your message may describe a medical emergency. Call your local emergency number now."
+    crisis_message: str = "If you are thinking about harming yourself, call your local crisis line or emergency number."
 
 
 def _answer_key(entry: FaqEntry) -> str:
@@ -120,15 +124,27 @@ def decide(
     return Decision("no_answer", policy.fallback_message)
 
 
+def urgent_decision(flag: RedFlag, policy: DecisionPolicy) -> Decision:
+    """The reply to a message that fired a red-flag rule: the emergency or crisis message, no answer."""
+    message = policy.crisis_message if flag.message == "crisis" else policy.urgent_message
+    return Decision("urgent", message, red_flag=flag)
+
+
 class Answerer:
     """Answers questions from one loaded index."""
 
     def __init__(
-        self, index: FaqIndex, embedder: Embedder, policy: DecisionPolicy, weights: RankingWeights | None = None
+        self,
+        index: FaqIndex,
+        embedder: Embedder,
+        policy: DecisionPolicy,
+        weights: RankingWeights | None = None,
+        red_flags: RedFlagRules | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.policy = policy
+        self.red_flags = red_flags
         self.retriever = Retriever(index, weights or RankingWeights())
         self.confidence = ConfidenceModel.for_index(index.manifest.calibration)
         self.language = LanguageGuard(policy.languages)
@@ -147,15 +163,26 @@ class Answerer:
         return self.ask_many([question], top_k)[0]
 
     def ask_many(self, questions: Sequence[str], top_k: int = 3) -> list[Decision]:
-        """Answer several questions with one encoder call."""
+        """Answer several questions with one encoder call. Red flags are checked first, always."""
         cleaned = [self.clean(question) for question in questions]
-        foreign = [self.language.detect(text) for text in cleaned]
-        to_rank = [text for text, language in zip(cleaned, foreign, strict=True) if language is None]
-        ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
-        return [
-            decide(next(ranked), self.policy, self.confidence, top_k) if language is None else self._foreign()
-            for language in foreign
+        flags = [self.red_flags.check(text) if self.red_flags is not None else None for text in cleaned]
+        foreign = [None if flag else self.language.detect(text) for text, flag in zip(cleaned, flags, strict=True)]
+        to_rank = [
+            text for text, flag, language in zip(cleaned, flags, foreign, strict=True) if not flag and language is None
         ]
+        ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
+        decisions = []
+        for flag, language in zip(flags, foreign, strict=True):
+            if flag is not None:
+                decisions.append(self._urgent(flag))
+            elif language is not None:
+                decisions.append(self._foreign())
+            else:
+                decisions.append(decide(next(ranked), self.policy, self.confidence, top_k))
+        return decisions
+
+    def _urgent(self, flag: RedFlag) -> Decision:
+        return urgent_decision(flag, self.policy)
 
     def _foreign(self) -> Decision:
         names = language_list(self.policy.languages)

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import __version__
+from qa_service.answering import urgent_decision
 from qa_service.embedder import Embedder
-from qa_service.engine import Engine, embedder_from_settings, load_engine
+from qa_service.engine import Engine, embedder_from_settings, load_engine, policy_from_settings, red_flags_from_settings
 from qa_service.errors import (
     IndexUnavailableError,
     InvalidQuestionError,
@@ -27,6 +28,7 @@ from qa_service.errors import (
     NotReadyError,
     QaError,
 )
+from qa_service.redflags import RedFlagRules
 from qa_service.schemas import (
     AskRequest,
     AskResponse,
@@ -73,11 +75,15 @@ class ServiceState:
         self.settings = settings
         self.embedder = embedder
         self.engine: Engine | None = None
+        self.red_flags: RedFlagRules | None = None
         self.not_ready_reason: str | None = "starting"
 
     def load(self) -> None:
         try:
-            self.engine = load_engine(self.settings, self.embedder)
+            # the emergency rules load first and on their own: red flags are answered even while the
+            # index is unavailable, and nothing is answered without them
+            self.red_flags = red_flags_from_settings(self.settings)
+            self.engine = load_engine(self.settings, self.embedder, self.red_flags)
             self.not_ready_reason = None
         except QaError as exc:
             self.engine = None
@@ -165,10 +171,17 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     )
     _register_error_handlers(app)
 
+    policy = policy_from_settings(settings)
+
     @app.post("/v1/ask", response_model=AskResponse, responses=_ERROR_RESPONSES, tags=["questions"])
-    def ask(body: AskRequest, engine: EngineDep) -> AskResponse:
-        """Answer a question from the curated FAQ (or decline, or ask to clarify)."""
-        decision = engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
+    def ask(body: AskRequest, state: StateDep) -> AskResponse:
+        """Answer a question from the curated FAQ (or decline, or ask to clarify); escalate emergencies."""
+        if state.engine is None:
+            flag = state.red_flags.check(body.question) if state.red_flags is not None else None
+            if flag is None:
+                raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
+            return AskResponse.from_decision(urgent_decision(flag, policy))
+        decision = state.engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
         return AskResponse.from_decision(decision)
 
     @app.get("/v1/faq", response_model=FaqPage, responses=_ERROR_RESPONSES, tags=["faq"])

@@ -42,8 +42,8 @@ FALLBACK_STATISTICS = {
 }
 
 
-class Scores(Protocol):
-    """What the confidence model reads from a candidate."""
+class Similarities(Protocol):
+    """What the off-topic statistics read from a ranked entry."""
 
     @property
     def score(self) -> float: ...
@@ -51,6 +51,11 @@ class Scores(Protocol):
     def dense_question(self) -> float: ...
     @property
     def dense_qa(self) -> float: ...
+
+
+class Scores(Similarities, Protocol):
+    """What the confidence model reads from a candidate."""
+
     @property
     def keyword(self) -> float: ...
     @property
@@ -69,7 +74,7 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return round(float(array.mean()), 5), round(max(float(array.std()), 1e-3), 5)
 
 
-def offtopic_statistics(tops: Sequence[Scores]) -> dict[str, float]:
+def offtopic_statistics(tops: Sequence[Similarities]) -> dict[str, float]:
     """Levels of the reference questions' best candidates against one corpus."""
     mean, std = _spread([top.score for top in tops])
     question_mean, question_std = _spread([top.dense_question for top in tops])

@@ -31,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "model": getattr(args, "model", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
+            "red_flags_file": getattr(args, "rules", None),
         }.items()
         if value is not None
     }
@@ -66,6 +67,25 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     files = corpus_files(settings.corpus_dir)
     flagged = sum(1 for entry in corpus.entries if entry.flags)
     print(f"{settings.corpus_dir}: {len(corpus.entries)} entries in {len(files)} file(s) are valid; {flagged} flagged")
+    return 0
+
+
+def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.engine import red_flags_from_settings
+    from qa_service.importers.common import iter_jsonl_objects, read_text
+
+    rules = red_flags_from_settings(settings)
+    print(f"{rules.source}: {len(rules.rules)} rules are valid and fire on all their examples")
+    for text in args.check:
+        flag = rules.check(text)
+        print(f"  {'URGENT ' + flag.rule if flag else 'no red flag'}: {text}")
+    for path in args.queries:
+        questions = [str(row.get("query", "")) for _, row in iter_jsonl_objects(read_text(path), path)]
+        fired = [(question, flag) for question in questions if (flag := rules.check(question)) is not None]
+        share = len(fired) / len(questions) if questions else 0.0
+        print(f"{path}: {len(fired)} of {len(questions)} escalated ({share:.1%})")
+        for question, flag in fired:
+            print(f"  {flag.rule}: {' '.join(question.split())[:200]}")
     return 0
 
 
@@ -293,6 +313,14 @@ def _parser() -> argparse.ArgumentParser:
     command = add("validate", "Check the corpus files and report errors with file and line.")
     corpus_options(command)
     command.set_defaults(handler=_cmd_validate)
+
+    command = add("redflags", "Check the red-flag rules file, and which messages it escalates.")
+    command.add_argument("--rules", type=Path, help="rules file (default: QA_RED_FLAGS_FILE or the bundled rules)")
+    command.add_argument("--check", nargs="+", default=[], metavar="TEXT", help="messages to test against the rules")
+    command.add_argument(
+        "--queries", nargs="+", type=Path, default=[], metavar="FILE", help="JSONL files of {query}: escalation rates"
+    )
+    command.set_defaults(handler=_cmd_redflags)
 
     command = add("build", "Embed the corpus and publish a new index build atomically.")
     corpus_options(command)

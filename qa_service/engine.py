@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from qa_service.answering import Answerer, DecisionPolicy
 from qa_service.embedder import Embedder, canonical_model_name, create_embedder
 from qa_service.index import FaqIndex, check_model, load_index
+from qa_service.redflags import BUNDLED_RULES, RedFlagRules
 from qa_service.retrieval import RankingWeights
 from qa_service.settings import Settings
 
@@ -24,7 +25,14 @@ def policy_from_settings(settings: Settings) -> DecisionPolicy:
         max_question_chars=settings.max_question_chars,
         languages=tuple(settings.languages),
         unsupported_language_message=settings.unsupported_language_message,
+        urgent_message=settings.urgent_message,
+        crisis_message=settings.crisis_message,
     )
+
+
+def red_flags_from_settings(settings: Settings) -> RedFlagRules:
+    """The configured rules, validated and self-tested; RulesError if they are not usable."""
+    return RedFlagRules.load(settings.red_flags_file or BUNDLED_RULES)
 
 
 def embedder_from_settings(settings: Settings) -> Embedder:
@@ -41,10 +49,11 @@ class Engine:
     answerer: Answerer
 
 
-def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
+def load_engine(settings: Settings, embedder: Embedder | None = None, red_flags: RedFlagRules | None = None) -> Engine:
     """Load the current index and the model; refuses an index built for another model.
 
     When the build carries a fine-tuned copy of the model, that copy answers the questions."""
+    red_flags = red_flags or red_flags_from_settings(settings)  # first: no service without its emergency rules
     model = canonical_model_name(embedder.name if embedder is not None else settings.model)
     index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
     if index.model_path is not None:
@@ -64,7 +73,7 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
         settings,
         embedder,
         index,
-        Answerer(index, embedder, policy_from_settings(settings), weights_from_settings(settings)),
+        Answerer(index, embedder, policy_from_settings(settings), weights_from_settings(settings), red_flags),
     )
 
 

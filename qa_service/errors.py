@@ -20,6 +20,12 @@ class CorpusError(QaError):
     code = "invalid_corpus"
 
 
+class RulesError(QaError):
+    """The red-flag rules file is invalid; the message names the file, line and rule."""
+
+    code = "invalid_rules"
+
+
 class IndexUnavailableError(QaError):
     """An index is missing, corrupt, or does not match the configuration."""
 

@@ -105,7 +105,7 @@ STOPWORDS = frozenset(
 )
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """A light, predictable suffix strip so 'spasms'/'spasm' and 'stretches'/'stretch' meet."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
@@ -119,7 +119,7 @@ def _stem(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Lower-cased, accent-free word stems without stop words."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return [_stem(word) for word in _WORD.findall(ascii_text) if word not in STOPWORDS]
+    return [stem(word) for word in _WORD.findall(ascii_text) if word not in STOPWORDS]
 
 
 def _bm25_matrix(texts: Sequence[str], vocab: dict[str, int]) -> tuple[sp.csc_matrix, npt.NDArray[np.float32]]:
@@ -172,13 +172,13 @@ class SpellingCorrector:
         if word in self._vocab or len(word) < MIN_CORRECTED_LENGTH or word.isdigit():
             return None
         found = {term for variant in self._variants(word) for term in self._deletes.get(variant, ())}
-        found = {term for term in found if _one_edit(word, term)}
+        found = {term for term in found if one_edit(word, term)}
         if not found:
             return None
         return min(found, key=lambda term: (self._rarity[self._vocab[term]], term))
 
 
-def _one_edit(a: str, b: str) -> bool:
+def one_edit(a: str, b: str) -> bool:
     """Damerau-Levenshtein distance exactly 1 (a deletion, insertion, substitution or transposition)."""
     if a == b or abs(len(a) - len(b)) > 1:
         return False

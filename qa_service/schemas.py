@@ -68,11 +68,17 @@ class AlternativeOut(BaseModel):
     score: float = Field(description="Calibrated confidence (0-1) that this entry is the one meant.")
 
 
+class RedFlagOut(BaseModel):
+    rule: str = Field(description="Id of the red-flag rule that fired (see the rules file).")
+    description: str = Field(description="What the rule looks for, for staff and logs.")
+
+
 class AskResponse(BaseModel):
     status: Status
     answer: AnswerOut | None
     alternatives: list[AlternativeOut]
     message: str
+    red_flag: RedFlagOut | None = Field(None, description="Set when status is 'urgent': why the message was escalated.")
 
     @classmethod
     def from_decision(cls, decision: Decision) -> AskResponse:
@@ -94,6 +100,11 @@ class AskResponse(BaseModel):
                 AlternativeOut(id=c.entry.id, question=c.entry.question, score=_round(c)) for c in decision.alternatives
             ],
             message=decision.message,
+            red_flag=(
+                RedFlagOut(rule=decision.red_flag.rule, description=decision.red_flag.description)
+                if decision.red_flag is not None
+                else None
+            ),
         )
 
 

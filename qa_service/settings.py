@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         description="Message of an urgent reply.",
     )
 
+    crisis_message: str = Field(
+        "You deserve support right now. If you are thinking about suicide or harming yourself, call or text 988 "
+        "(Suicide & Crisis Lifeline, US), call 116 123 (Samaritans, UK and Ireland) or your local emergency number. "
+        "If you are in immediate danger, call your emergency number now.",
+        description="Message of an urgent reply to a message about suicide or self-harm.",
+    )
+    red_flags_file: Path | None = Field(
+        None,
+        description="Red-flag rules (YAML); empty: the bundled qa_service/data/red_flags.yaml. Cannot be disabled.",
+    )
+
     languages: list[str] = Field(
         default_factory=lambda: ["en"],
         description="Languages the model handles (ISO 639-1 codes); others get no_answer. [] turns the check off.",

@@ -35,7 +35,7 @@ def test_build_then_ask_json_matches_the_api(project: Path, capsys: pytest.Captu
     assert "7 entries, 15 vectors" in out and "left out (flagged advert): gadget" in out
     assert main(["ask", "How long do back spasms last?", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"status", "answer", "alternatives", "message"}
+    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag"}
     assert body["status"] == "answered" and body["answer"]["id"] == "spasm-duration"
     assert body["answer"]["source"]["publisher"] == "example.org"
 
@@ -50,6 +50,16 @@ def test_ask_human_output(project: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "Source: Test FAQ, example.org, https://example.org/faq#duration; quotes Mayo Clinic" in out
     assert main(["ask", "banana bread"]) == 0
     assert capsys.readouterr().out.startswith("[no_answer] Sorry")
+
+
+def test_ask_escalates_a_red_flag(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["build"])
+    capsys.readouterr()
+    assert main(["ask", "I fell off a ladder and hurt my back", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "urgent" and body["red_flag"]["rule"] == "major-trauma" and body["answer"] is None
+    assert main(["ask", "I fell off a ladder and hurt my back"]) == 0
+    assert capsys.readouterr().out.startswith("[urgent] Your message may describe a medical emergency")
 
 
 def test_ask_without_an_index_fails_with_advice(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,305 @@
+"""Red-flag escalation: symptoms that need a clinician now, checked before any FAQ lookup.
+
+Rules live in a YAML file clinic staff can read and edit (``data/red_flags.yaml``, see its header).
+A rule fires when one of its ``match`` conditions holds:
+
+- ``any: [terms]`` -- one of the terms occurs;
+- ``all: [[terms], [terms], ...]`` -- a term of every group occurs, anywhere and in any order.
+
+A term is a word or a phrase, compared after folding case, accents and apostrophes ("can't" ->
+"cant") and a light plural strip ("legs" -> "leg"); words of 5 letters or more also match with one
+typo ("bladdr", "numbnes"). A term preceded closely by a negation ("no fever", "I don't have any
+numbness") in the same clause does not count, unless the rule says ``negation: false``. Each rule
+carries ``examples`` that must fire it and may carry ``counterexamples`` that must not: the file is
+checked against them every time it is loaded, so an edit that breaks a rule is refused with the
+file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from qa_service.errors import RulesError
+from qa_service.keywords import one_edit, stem
+from qa_service.yamlfile import read_yaml, sequence_lines
+
+RULES_FORMAT_VERSION = 1
+BUNDLED_RULES = Path(__file__).resolve().parent / "data" / "red_flags.yaml"
+MIN_TYPO_LENGTH = 5
+Message = Literal["emergency", "crisis"]
+
+_CLAUSE_BREAK = re.compile(r"[.;:!?\n]+|,|\b(?:but|however|although|though|except)\b")
+_WORD = re.compile(r"[a-z0-9]+")
+_ARTICLES = frozenset({"a", "an", "any", "the"})
+
+
+def words(text: str) -> list[str]:
+    """Folded, plural-stripped words: the form both rules and questions are compared in."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    ascii_text = re.sub(r"['\u2019`]", "", ascii_text)
+    return [stem(word) for word in _WORD.findall(ascii_text)]
+
+
+def clauses(text: str) -> list[list[str]]:
+    """The question split where a negation stops applying (punctuation, 'but', ...), as words."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return [found for part in _CLAUSE_BREAK.split(ascii_text) if (found := words(part))]
+
+
+class _Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    any: list[str] | None = Field(None, description="Fires when one of these terms occurs.")
+    all: list[list[str]] | None = Field(None, description="Fires when a term of every group occurs.")
+
+    def groups(self) -> list[list[str]]:
+        if (self.any is None) == (self.all is None):
+            raise ValueError("a condition has exactly one of 'any' (a list of terms) or 'all' (a list of lists)")
+        groups = [self.any] if self.any is not None else list(self.all or [])
+        if not groups or any(not group for group in groups):
+            raise ValueError("a condition needs at least one term in every group")
+        for term in (t for group in groups for t in group):
+            if not isinstance(term, str) or not words(term):
+                raise ValueError(f"term {term!r} has no words")
+        return groups
+
+
+class _RuleModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(..., min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = Field(..., min_length=1)
+    message: Message = "emergency"
+    match: list[_Condition] = Field(..., min_length=1)
+    ignore: list[str] = Field(default_factory=list, description="Phrases whose words never count for this rule.")
+    negation: bool = Field(True, description="false: negation cues do not cancel this rule's terms.")
+    examples: list[str] = Field(..., min_length=1)
+    counterexamples: list[str] = Field(default_factory=list)
+
+    @field_validator("match")
+    @classmethod
+    def _valid_conditions(cls, value: list[_Condition]) -> list[_Condition]:
+        for condition in value:
+            condition.groups()
+        return value
+
+
+class _NegationModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cues: list[str] = Field(..., min_length=1)
+    not_negations: list[str] = Field(default_factory=list)
+    window: int = Field(3, ge=1, le=10)
+
+
+Phrase = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    """A fired rule: what to tell the patient and why (for logs, the widget and the review)."""
+
+    rule: str
+    description: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    description: str
+    message: Message
+    conditions: tuple[tuple[tuple[Phrase, ...], ...], ...]
+    ignore: tuple[Phrase, ...]
+    negation: bool = True
+
+
+def _phrase(term: str) -> Phrase:
+    return tuple(words(term))
+
+
+def _occurrences(phrase: Phrase, clause: Sequence[str]) -> Iterable[int]:
+    size = len(phrase)
+    for start in range(len(clause) - size + 1):
+        if tuple(clause[start : start + size]) == phrase:
+            yield start
+
+
+class RedFlagRules:
+    """A validated rules file, ready to check questions."""
+
+    def __init__(self, rules: Sequence[_Rule], negation: _NegationModel, source: str) -> None:
+        self.rules = tuple(rules)
+        self.source = source
+        self._cues = tuple(_phrase(cue) for cue in negation.cues)
+        self._not_negations = tuple(_phrase(phrase) for phrase in negation.not_negations)
+        self._window = negation.window
+        self._known = {
+            word
+            for rule in self.rules
+            for condition in rule.conditions
+            for group in condition
+            for phrase in (*group, *rule.ignore)
+            for word in phrase
+        } | {word for phrase in (*self._cues, *self._not_negations) for word in phrase}
+        self._vocabulary = {word for word in self._known if len(word) >= MIN_TYPO_LENGTH and not word.isdigit()}
+
+    @classmethod
+    def load(cls, path: Path) -> RedFlagRules:
+        """Load, validate and self-test a rules file; any problem raises RulesError naming file:line."""
+        data, root = read_yaml(path, RulesError)
+        if not isinstance(data, dict) or "rules" not in data:
+            raise RulesError(f"{path}:1: a rules file is a mapping with 'version', 'negation' and 'rules' keys")
+        unknown = set(data) - {"version", "negation", "rules"}
+        if unknown:
+            raise RulesError(
+                f"{path}:1: unknown top-level key(s) {sorted(unknown)} (allowed: version, negation, rules)"
+            )
+        if data.get("version", RULES_FORMAT_VERSION) != RULES_FORMAT_VERSION:
+            raise RulesError(f"{path}:1: unsupported rules version {data['version']!r} (expected 1)")
+        try:
+            negation = _NegationModel.model_validate(data.get("negation") or {"cues": ["no", "not"]})
+        except ValidationError as exc:
+            raise RulesError(f"{path}:1: negation: {_describe(exc)}") from None
+        raw_rules = data["rules"]
+        if not isinstance(raw_rules, list) or not raw_rules:
+            raise RulesError(f"{path}:1: 'rules' must be a non-empty list")
+        lines = sequence_lines(root, "rules")
+        parsed: list[tuple[_RuleModel, str]] = []
+        seen: dict[str, str] = {}
+        for position, raw in enumerate(raw_rules):
+            where = f"{path}:{lines[position] if position < len(lines) else 1}"
+            try:
+                model = _RuleModel.model_validate(raw)
+            except ValidationError as exc:
+                name = raw.get("id") if isinstance(raw, dict) else None
+                raise RulesError(f"{where}: rule {name!r}: {_describe(exc)}") from None
+            if model.id in seen:
+                raise RulesError(f"{where}: rule id {model.id!r} is used twice (first at {seen[model.id]})")
+            seen[model.id] = where
+            parsed.append((model, where))
+        rules = cls(
+            [
+                _Rule(
+                    model.id,
+                    model.description,
+                    model.message,
+                    tuple(tuple(tuple(_phrase(t) for t in group) for group in c.groups()) for c in model.match),
+                    tuple(_phrase(phrase) for phrase in model.ignore),
+                    model.negation,
+                )
+                for model, _ in parsed
+            ],
+            negation,
+            str(path),
+        )
+        rules._self_test(parsed)
+        return rules
+
+    def _self_test(self, parsed: Sequence[tuple[_RuleModel, str]]) -> None:
+        for model, where in parsed:
+            rule = next(r for r in self.rules if r.id == model.id)
+            for example in model.examples:
+                if not self._fires(rule, example):
+                    raise RulesError(f"{where}: rule {model.id!r} does not fire on its example {example!r}")
+            for example in model.counterexamples:
+                if self._fires(rule, example):
+                    raise RulesError(f"{where}: rule {model.id!r} fires on its counterexample {example!r}")
+
+    def check(self, question: str) -> RedFlag | None:
+        """The first rule (in file order) that fires on the question, or None."""
+        for rule in self.rules:
+            if self._fires(rule, question):
+                return RedFlag(rule.id, rule.description, rule.message)
+        return None
+
+    def _fires(self, rule: _Rule, question: str) -> bool:
+        parts = [self._mask(rule, self._corrected(clause)) for clause in clauses(question)]
+        return any(all(self._present(rule, group, parts) for group in condition) for condition in rule.conditions)
+
+    def _corrected(self, clause: list[str]) -> list[str]:
+        return [self._correct(word) for word in clause]
+
+    def _correct(self, word: str) -> str:
+        """The rule word meant by a one-typo word: 'bladdr' -> 'bladder', 'chst' -> 'chest'.
+
+        Words the rules use are never changed. Also tries the word with the 's' the plural strip took
+        ('numbnes' -> 'numbne' + 's'). A 4-letter word is only corrected when it has no vowel, i.e.
+        cannot be a real word ('chst'): 'want' must not become 'wasnt'."""
+        if word in self._known or word.isdigit() or len(word) < MIN_TYPO_LENGTH - 1:
+            return word
+        if len(word) < MIN_TYPO_LENGTH and set(word) & set("aeiouy"):
+            return word
+        forms = (word, word + "s")
+        found = sorted(term for term in self._vocabulary if any(one_edit(form, term) for form in forms))
+        return found[0] if len(found) == 1 else word
+
+    @staticmethod
+    def _mask(rule: _Rule, clause: list[str]) -> list[str]:
+        masked = list(clause)
+        for phrase in rule.ignore:
+            for start in list(_occurrences(phrase, clause)):
+                masked[start : start + len(phrase)] = [""] * len(phrase)
+        return masked
+
+    def _present(self, rule: _Rule, group: Sequence[Phrase], parts: Sequence[list[str]]) -> bool:
+        return any(
+            not (rule.negation and self._negated(clause, start, self._inside_terms(rule, clause)))
+            for phrase in group
+            for clause in parts
+            for start in _occurrences(phrase, clause)
+        )
+
+    @staticmethod
+    def _inside_terms(rule: _Rule, clause: Sequence[str]) -> set[int]:
+        """Positions inside the rule's own phrases: the 'no' of 'no feeling' negates nothing."""
+        return {
+            position
+            for condition in rule.conditions
+            for group in condition
+            for phrase in group
+            if len(phrase) > 1
+            for begin in _occurrences(phrase, clause)
+            for position in range(begin, begin + len(phrase))
+        }
+
+    def _negated(self, clause: Sequence[str], start: int, inside: set[int]) -> bool:
+        """Whether a negation cue ends at most ``window`` words before the term starting at ``start``,
+        directly or through a list ("no fever or chills").
+
+        A cue that is part of a "not a negation" phrase ("no longer", "not sure") does not count."""
+        covered = inside | {
+            position
+            for phrase in self._not_negations
+            for begin in _occurrences(phrase, clause)
+            for position in range(begin, begin + len(phrase))
+        }
+        for cue in self._cues:
+            for begin in _occurrences(cue, clause[:start]):
+                if begin not in covered and start - (begin + len(cue)) <= self._window:
+                    return True
+        # "no fever or chills": a negation carries over a list joined by "or" / "nor"
+        before = start - 1
+        while before >= 0 and clause[before] in _ARTICLES:
+            before -= 1
+        return before >= 1 and clause[before] in ("or", "nor") and self._negated(clause, before - 1, inside)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        location = ".".join(str(item) for item in err["loc"]) or "rule"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), bool):
+            message = "not text: put the word in quotes (YAML reads bare no/yes/on/off as false/true)"
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts)
