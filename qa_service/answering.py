@@ -55,6 +55,8 @@ class Decision:
     answer: Candidate | None = None
     alternatives: list[Candidate] = field(default_factory=list)
     red_flag: RedFlag | None = None  # the rule that made it urgent
+    note: str | None = None  # e.g. "ask a clinician" for a question about one's own diagnosis or dose
+    disclaimer: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class DecisionPolicy:
     unsupported_language_message: str = "Sorry, I can only answer questions in {languages}."
     urgent_message: str = "Your message may describe a medical emergency. Call your local emergency number now."
     crisis_message: str = "If you are thinking about harming yourself, call your local crisis line or emergency number."
+    disclaimer: str = "This is general information, not medical advice for your situation."
+    diagnosis_note: str = "Only a clinician who examines you can tell what you have."
+    dose_note: str = "Ask your doctor or pharmacist how much to take."
 
 
 def _answer_key(entry: FaqEntry) -> str:
@@ -127,7 +132,7 @@ def decide(
 def urgent_decision(flag: RedFlag, policy: DecisionPolicy) -> Decision:
     """The reply to a message that fired a red-flag rule: the emergency or crisis message, no answer."""
     message = policy.crisis_message if flag.message == "crisis" else policy.urgent_message
-    return Decision("urgent", message, red_flag=flag)
+    return Decision("urgent", message, red_flag=flag, disclaimer=policy.disclaimer)
 
 
 class Answerer:
@@ -172,17 +177,22 @@ class Answerer:
         ]
         ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
         decisions = []
-        for flag, language in zip(flags, foreign, strict=True):
+        for text, flag, language in zip(cleaned, flags, foreign, strict=True):
             if flag is not None:
-                decisions.append(self._urgent(flag))
-            elif language is not None:
-                decisions.append(self._foreign())
+                decisions.append(urgent_decision(flag, self.policy))
+                continue
+            if language is not None:
+                decision = self._foreign()
             else:
-                decisions.append(decide(next(ranked), self.policy, self.confidence, top_k))
+                decision = decide(next(ranked), self.policy, self.confidence, top_k)
+            decisions.append(replace(decision, note=self._note(text), disclaimer=self.policy.disclaimer))
         return decisions
 
-    def _urgent(self, flag: RedFlag) -> Decision:
-        return urgent_decision(flag, self.policy)
+    def _note(self, text: str) -> str | None:
+        found = self.red_flags.note_for(text) if self.red_flags is not None else None
+        if found is None:
+            return None
+        return self.policy.dose_note if found.message == "dose" else self.policy.diagnosis_note
 
     def _foreign(self) -> Decision:
         names = language_list(self.policy.languages)

@@ -75,7 +75,10 @@ def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.importers.common import iter_jsonl_objects, read_text
 
     rules = red_flags_from_settings(settings)
-    print(f"{rules.source}: {len(rules.rules)} rules are valid and fire on all their examples")
+    print(
+        f"{rules.source}: {len(rules.rules)} red-flag rules and {len(rules.notes)} note rules are valid "
+        "and fire on all their examples"
+    )
     for text in args.check:
         flag = rules.check(text)
         print(f"  {'URGENT ' + flag.rule if flag else 'no red flag'}: {text}")
@@ -137,6 +140,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def _print_decision(payload: dict[str, object]) -> None:
     status = payload["status"]
     print(f"[{status}] {payload['message']}")
+    if payload.get("note"):
+        print(f"Note: {payload['note']}")
     answer = payload.get("answer")
     if isinstance(answer, dict):
         print(f"\nQ: {answer['question']}  (id {answer['id']}, score {answer['score']:.3f})\n")
@@ -152,6 +157,8 @@ def _print_decision(payload: dict[str, object]) -> None:
         print("\nSee also:" if status == "answered" else "")
         for alt in alternatives:  # type: ignore[attr-defined]
             print(f"  - {alt['question']}  (id {alt['id']}, score {alt['score']:.3f})")
+    if payload.get("disclaimer"):
+        print(f"\n{payload['disclaimer']}")
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

@@ -27,6 +27,9 @@ def policy_from_settings(settings: Settings) -> DecisionPolicy:
         unsupported_language_message=settings.unsupported_language_message,
         urgent_message=settings.urgent_message,
         crisis_message=settings.crisis_message,
+        disclaimer=settings.disclaimer,
+        diagnosis_note=settings.diagnosis_note,
+        dose_note=settings.dose_note,
     )
 
 

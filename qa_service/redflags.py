@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -33,7 +33,9 @@ from qa_service.yamlfile import read_yaml, sequence_lines
 RULES_FORMAT_VERSION = 1
 BUNDLED_RULES = Path(__file__).resolve().parent / "data" / "red_flags.yaml"
 MIN_TYPO_LENGTH = 5
-Message = Literal["emergency", "crisis"]
+Message = Literal["emergency", "crisis", "diagnosis", "dose"]
+URGENT_MESSAGES = ("emergency", "crisis")  # `rules`: the reply is urgent
+NOTE_MESSAGES = ("diagnosis", "dose")  # `notes`: the reply is normal, with a note to ask a clinician
 
 _CLAUSE_BREAK = re.compile(r"[.;:!?\n]+|,|\b(?:but|however|although|though|except)\b")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -76,7 +78,7 @@ class _RuleModel(BaseModel):
 
     id: str = Field(..., min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = Field(..., min_length=1)
-    message: Message = "emergency"
+    message: Message
     match: list[_Condition] = Field(..., min_length=1)
     ignore: list[str] = Field(default_factory=list, description="Phrases whose words never count for this rule.")
     negation: bool = Field(True, description="false: negation cues do not cancel this rule's terms.")
@@ -135,15 +137,18 @@ def _occurrences(phrase: Phrase, clause: Sequence[str]) -> Iterable[int]:
 class RedFlagRules:
     """A validated rules file, ready to check questions."""
 
-    def __init__(self, rules: Sequence[_Rule], negation: _NegationModel, source: str) -> None:
+    def __init__(
+        self, rules: Sequence[_Rule], negation: _NegationModel, source: str, notes: Sequence[_Rule] = ()
+    ) -> None:
         self.rules = tuple(rules)
+        self.notes = tuple(notes)
         self.source = source
         self._cues = tuple(_phrase(cue) for cue in negation.cues)
         self._not_negations = tuple(_phrase(phrase) for phrase in negation.not_negations)
         self._window = negation.window
         self._known = {
             word
-            for rule in self.rules
+            for rule in (*self.rules, *self.notes)
             for condition in rule.conditions
             for group in condition
             for phrase in (*group, *rule.ignore)
@@ -157,61 +162,36 @@ class RedFlagRules:
         data, root = read_yaml(path, RulesError)
         if not isinstance(data, dict) or "rules" not in data:
             raise RulesError(f"{path}:1: a rules file is a mapping with 'version', 'negation' and 'rules' keys")
-        unknown = set(data) - {"version", "negation", "rules"}
+        unknown = set(data) - {"version", "negation", "rules", "notes"}
         if unknown:
-            raise RulesError(
-                f"{path}:1: unknown top-level key(s) {sorted(unknown)} (allowed: version, negation, rules)"
-            )
+            allowed = "version, negation, rules, notes"
+            raise RulesError(f"{path}:1: unknown top-level key(s) {sorted(unknown)} (allowed: {allowed})")
         if data.get("version", RULES_FORMAT_VERSION) != RULES_FORMAT_VERSION:
             raise RulesError(f"{path}:1: unsupported rules version {data['version']!r} (expected 1)")
         try:
             negation = _NegationModel.model_validate(data.get("negation") or {"cues": ["no", "not"]})
         except ValidationError as exc:
             raise RulesError(f"{path}:1: negation: {_describe(exc)}") from None
-        raw_rules = data["rules"]
-        if not isinstance(raw_rules, list) or not raw_rules:
-            raise RulesError(f"{path}:1: 'rules' must be a non-empty list")
-        lines = sequence_lines(root, "rules")
-        parsed: list[tuple[_RuleModel, str]] = []
         seen: dict[str, str] = {}
-        for position, raw in enumerate(raw_rules):
-            where = f"{path}:{lines[position] if position < len(lines) else 1}"
-            try:
-                model = _RuleModel.model_validate(raw)
-            except ValidationError as exc:
-                name = raw.get("id") if isinstance(raw, dict) else None
-                raise RulesError(f"{where}: rule {name!r}: {_describe(exc)}") from None
-            if model.id in seen:
-                raise RulesError(f"{where}: rule id {model.id!r} is used twice (first at {seen[model.id]})")
-            seen[model.id] = where
-            parsed.append((model, where))
-        rules = cls(
-            [
-                _Rule(
-                    model.id,
-                    model.description,
-                    model.message,
-                    tuple(tuple(tuple(_phrase(t) for t in group) for group in c.groups()) for c in model.match),
-                    tuple(_phrase(phrase) for phrase in model.ignore),
-                    model.negation,
-                )
-                for model, _ in parsed
-            ],
-            negation,
-            str(path),
-        )
-        rules._self_test(parsed)
+        red_flags = _parse_section(path, root, data, "rules", URGENT_MESSAGES, seen, required=True)
+        notes = _parse_section(path, root, data, "notes", NOTE_MESSAGES, seen, required=False)
+        rules = cls([_compile(m) for m, _ in red_flags], negation, str(path), [_compile(m) for m, _ in notes])
+        rules._self_test([*red_flags, *notes])
         return rules
 
     def _self_test(self, parsed: Sequence[tuple[_RuleModel, str]]) -> None:
         for model, where in parsed:
-            rule = next(r for r in self.rules if r.id == model.id)
+            rule = next(r for r in (*self.rules, *self.notes) if r.id == model.id)
             for example in model.examples:
                 if not self._fires(rule, example):
                     raise RulesError(f"{where}: rule {model.id!r} does not fire on its example {example!r}")
             for example in model.counterexamples:
                 if self._fires(rule, example):
                     raise RulesError(f"{where}: rule {model.id!r} fires on its counterexample {example!r}")
+
+    def note_for(self, question: str) -> RedFlag | None:
+        """The first ``notes`` rule that fires: a question about one's own diagnosis or dose."""
+        return next((RedFlag(r.id, r.description, r.message) for r in self.notes if self._fires(r, question)), None)
 
     def check(self, question: str) -> RedFlag | None:
         """The first rule (in file order) that fires on the question, or None."""
@@ -290,6 +270,50 @@ class RedFlagRules:
         while before >= 0 and clause[before] in _ARTICLES:
             before -= 1
         return before >= 1 and clause[before] in ("or", "nor") and self._negated(clause, before - 1, inside)
+
+
+def _parse_section(
+    path: Path,
+    root: Any,
+    data: dict[str, Any],
+    key: str,
+    messages: tuple[str, ...],
+    seen: dict[str, str],
+    *,
+    required: bool,
+) -> list[tuple[_RuleModel, str]]:
+    raw_rules = data.get(key)
+    if raw_rules is None and not required:
+        return []
+    if not isinstance(raw_rules, list) or (required and not raw_rules):
+        raise RulesError(f"{path}:1: '{key}' must be a non-empty list")
+    lines = sequence_lines(root, key)
+    parsed: list[tuple[_RuleModel, str]] = []
+    for position, raw in enumerate(raw_rules):
+        where = f"{path}:{lines[position] if position < len(lines) else 1}"
+        name = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            model = _RuleModel.model_validate({"message": messages[0], **raw} if isinstance(raw, dict) else raw)
+        except ValidationError as exc:
+            raise RulesError(f"{where}: rule {name!r}: {_describe(exc)}") from None
+        if model.message not in messages:
+            raise RulesError(f"{where}: rule {name!r}: message: in '{key}' use one of {', '.join(messages)}")
+        if model.id in seen:
+            raise RulesError(f"{where}: rule id {model.id!r} is used twice (first at {seen[model.id]})")
+        seen[model.id] = where
+        parsed.append((model, where))
+    return parsed
+
+
+def _compile(model: _RuleModel) -> _Rule:
+    return _Rule(
+        model.id,
+        model.description,
+        model.message,
+        tuple(tuple(tuple(_phrase(t) for t in group) for group in c.groups()) for c in model.match),
+        tuple(_phrase(phrase) for phrase in model.ignore),
+        model.negation,
+    )
 
 
 def _describe(exc: ValidationError) -> str:

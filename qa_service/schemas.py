@@ -79,6 +79,10 @@ class AskResponse(BaseModel):
     alternatives: list[AlternativeOut]
     message: str
     red_flag: RedFlagOut | None = Field(None, description="Set when status is 'urgent': why the message was escalated.")
+    note: str | None = Field(
+        None, description="A note to show with the reply, e.g. to ask a clinician about one's own diagnosis or dose."
+    )
+    disclaimer: str = Field("", description="Shown with every reply (QA_DISCLAIMER).")
 
     @classmethod
     def from_decision(cls, decision: Decision) -> AskResponse:
@@ -105,6 +109,8 @@ class AskResponse(BaseModel):
                 if decision.red_flag is not None
                 else None
             ),
+            note=decision.note,
+            disclaimer=decision.disclaimer,
         )
 
 

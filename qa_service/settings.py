@@ -86,6 +86,20 @@ class Settings(BaseSettings):
         "If you are in immediate danger, call your emergency number now.",
         description="Message of an urgent reply to a message about suicide or self-harm.",
     )
+    disclaimer: str = Field(
+        "This is general information from our clinic's FAQ, not medical advice for your situation. "
+        "If you are worried about your symptoms, contact the clinic or a clinician.",
+        description="Disclaimer carried by every reply.",
+    )
+    diagnosis_note: str = Field(
+        "Only a clinician who examines you can tell what you have. The answer below is general information.",
+        description="Note added to a reply when the question asks about the asker's own diagnosis.",
+    )
+    dose_note: str = Field(
+        "Ask your doctor or pharmacist how much to take: the right dose depends on you and your other medicines. "
+        "Always follow the label.",
+        description="Note added to a reply when the question asks how much of a medicine to take.",
+    )
     red_flags_file: Path | None = Field(
         None,
         description="Red-flag rules (YAML); empty: the bundled qa_service/data/red_flags.yaml. Cannot be disabled.",

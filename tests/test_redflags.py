@@ -171,6 +171,22 @@ def test_the_service_answers_nothing_without_valid_rules(
     assert client.get("/readyz").status_code == 503
 
 
+def test_questions_about_ones_own_diagnosis_or_dose_get_a_note(client: TestClient) -> None:
+    body = client.post("/v1/ask", json={"question": "do I have a back spasm? how long do back spasms last"}).json()
+    assert body["status"] == "answered" and body["note"].startswith("Only a clinician who examines you")
+    body = client.post("/v1/ask", json={"question": "how many ibuprofen can I take for back spasms"}).json()
+    assert body["status"] != "urgent" and body["note"].startswith("Ask your doctor or pharmacist how much")
+    body = client.post("/v1/ask", json={"question": "How long do back spasms last?"}).json()
+    assert body["note"] is None
+    assert body["disclaimer"].startswith("This is general information from our clinic's FAQ")
+
+
+def test_notes_are_validated_like_rules(tmp_path: Path) -> None:
+    note = "notes:\n  - id: dose\n    description: d\n    message: emergency\n    match:\n      - any: [dose]\n"
+    with pytest.raises(RulesError, match="rules.yaml:9: rule 'dose': message: in 'notes' use one of diagnosis, dose"):
+        RedFlagRules.load(write_rules(tmp_path, RULE + note + "    examples: [dose]\n"))
+
+
 def test_cli_redflags_checks_the_file_and_measures_escalation(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -178,7 +194,7 @@ def test_cli_redflags_checks_the_file_and_measures_escalation(
     queries.write_text('{"query": "chest pain"}\n{"query": "how long do spasms last"}\n')
     assert main(["redflags", "--check", "back pain but no fever", "--queries", str(queries)]) == 0
     out = capsys.readouterr().out
-    assert "10 rules are valid" in out and "no red flag: back pain but no fever" in out
+    assert "10 red-flag rules and 2 note rules are valid" in out and "no red flag: back pain but no fever" in out
     assert "1 of 2 escalated (50.0%)" in out and "chest-pain: chest pain" in out
 
     bad = write_rules(tmp_path, RULE + "    colour: red\n")
