@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -183,7 +184,7 @@ def test_questions_about_ones_own_diagnosis_or_dose_get_a_note(client: TestClien
 
 def test_notes_are_validated_like_rules(tmp_path: Path) -> None:
     note = "notes:\n  - id: dose\n    description: d\n    message: emergency\n    match:\n      - any: [dose]\n"
-    with pytest.raises(RulesError, match="rules.yaml:9: rule 'dose': message: in 'notes' use one of diagnosis, dose"):
+    with pytest.raises(RulesError, match=re.escape("rules.yaml:9: rule 'dose': message: in 'notes' use one of")):
         RedFlagRules.load(write_rules(tmp_path, RULE + note + "    examples: [dose]\n"))
 
 
