@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import __version__
-from qa_service.answering import urgent_decision
+from qa_service.answering import Decision, urgent_decision
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine, embedder_from_settings, load_engine, policy_from_settings, red_flags_from_settings
 from qa_service.errors import (
@@ -27,7 +27,9 @@ from qa_service.errors import (
     NotFoundError,
     NotReadyError,
     QaError,
+    StorageError,
 )
+from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
 from qa_service.schemas import (
     AskRequest,
@@ -36,11 +38,14 @@ from qa_service.schemas import (
     FaqDetail,
     FaqPage,
     FaqSummary,
+    FeedbackRequest,
+    FeedbackResponse,
     HealthResponse,
     IndexSummary,
     ReadyResponse,
 )
 from qa_service.settings import Settings
+from qa_service.storage import FeedbackStore, SQLiteFeedbackStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ _STATUS_FOR_ERROR: dict[type[QaError], int] = {
     NotReadyError: 503,
     IndexUnavailableError: 503,
     ModelLoadError: 503,
+    StorageError: 503,
 }
 _CODE_FOR_STATUS = {
     400: "bad_request",
@@ -77,6 +83,8 @@ class ServiceState:
         self.engine: Engine | None = None
         self.red_flags: RedFlagRules | None = None
         self.not_ready_reason: str | None = "starting"
+        self.store: FeedbackStore | None = None
+        self.store_error: str | None = None
 
     def load(self) -> None:
         try:
@@ -89,6 +97,26 @@ class ServiceState:
             self.engine = None
             self.not_ready_reason = exc.message
             logger.error("not ready: %s", exc.message)
+        try:
+            self.store = SQLiteFeedbackStore(self.settings.feedback_db, retention_days=self.settings.retention_days)
+        except StorageError as exc:  # answering goes on; feedback and recording report the problem
+            self.store_error = exc.message
+            logger.error("feedback storage unavailable: %s", exc.message)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def record_unanswered(self, question: str, decision: Decision) -> None:
+        if not self.settings.record_unanswered or decision.status not in ("no_answer", "clarify"):
+            return
+        if self.store is None:
+            logger.warning("unanswered question not recorded: %s", self.store_error)
+            return
+        try:
+            self.store.add_unanswered(question, decision.status, [c.entry.id for c in decision.alternatives])
+        except StorageError as exc:
+            logger.warning("unanswered question not recorded: %s", exc.message)
 
 
 def _state(request: Request) -> ServiceState:
@@ -162,6 +190,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         app.state.service = state
         await run_in_threadpool(state.load)
         yield
+        state.close()
 
     app = FastAPI(
         title="Clinic FAQ answering service",
@@ -182,7 +211,22 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                 raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
             return AskResponse.from_decision(urgent_decision(flag, policy))
         decision = state.engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
+        if settings.log_questions:
+            logger.info("question %r -> %s", scrub(body.question), decision.status)
+        state.record_unanswered(body.question, decision)
         return AskResponse.from_decision(decision)
+
+    @app.post(
+        "/v1/feedback", status_code=201, response_model=FeedbackResponse, responses=_ERROR_RESPONSES, tags=["questions"]
+    )
+    def feedback(body: FeedbackRequest, state: StateDep, engine: EngineDep) -> FeedbackResponse:
+        """Record whether an answer helped (the question and reason are scrubbed of identifiers)."""
+        if engine.index.entry(body.answer_id) is None:
+            raise NotFoundError(f"no FAQ entry with id {body.answer_id!r}")
+        if state.store is None:
+            raise StorageError(f"feedback cannot be stored: {state.store_error}")
+        state.store.add_feedback(body.answer_id, body.helpful, body.reason, body.question)
+        return FeedbackResponse()
 
     @app.get("/v1/faq", response_model=FaqPage, responses=_ERROR_RESPONSES, tags=["faq"])
     def list_faq(

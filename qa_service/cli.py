@@ -92,6 +92,29 @@ def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.corpus import write_text_atomically
+    from qa_service.engine import load_engine
+    from qa_service.review import build_review, render_markdown
+    from qa_service.storage import SQLiteFeedbackStore
+
+    if not settings.feedback_db.exists():
+        print(f"qa-service: error: {settings.feedback_db}: no feedback database yet", file=sys.stderr)
+        return 1
+    store = SQLiteFeedbackStore(settings.feedback_db, retention_days=settings.retention_days)
+    try:
+        report = render_markdown(
+            build_review(store, load_engine(settings), similarity=args.similarity, min_confidence=args.min_confidence),
+            retention_days=settings.retention_days,
+        )
+    finally:
+        store.close()
+    print(report, end="")
+    write_text_atomically(args.out, report)
+    print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.builder import build_index, index_is_current
     from qa_service.engine import embedder_from_settings
@@ -320,6 +343,20 @@ def _parser() -> argparse.ArgumentParser:
     command = add("validate", "Check the corpus files and report errors with file and line.")
     corpus_options(command)
     command.set_defaults(handler=_cmd_validate)
+
+    command = add("review", "Report unanswered questions by group, suggested alternates and unhelpful answers.")
+    command.add_argument("--out", type=Path, default=Path("review.md"), help="report file (default: review.md)")
+    command.add_argument(
+        "--similarity", type=float, default=0.75, help="cosine above which questions are grouped (default: 0.75)"
+    )
+    command.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.05,
+        help="suggest the closest entry only when its confidence reaches this (default: 0.05)",
+    )
+    index_options(command)
+    command.set_defaults(handler=_cmd_review)
 
     command = add("redflags", "Check the red-flag rules file, and which messages it escalates.")
     command.add_argument("--rules", type=Path, help="rules file (default: QA_RED_FLAGS_FILE or the bundled rules)")

@@ -26,6 +26,12 @@ class RulesError(QaError):
     code = "invalid_rules"
 
 
+class StorageError(QaError):
+    """The feedback database cannot be opened or written."""
+
+    code = "storage_unavailable"
+
+
 class IndexUnavailableError(QaError):
     """An index is missing, corrupt, or does not match the configuration."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from qa_service.answering import Candidate, Decision, Status
 from qa_service.corpus import FaqEntry, Source
@@ -165,6 +165,21 @@ class IndexSummary(BaseModel):
     @classmethod
     def from_manifest(cls, manifest: IndexManifest) -> IndexSummary:
         return cls.model_validate(manifest.summary())
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer_id: StrictStr = Field(..., min_length=1, max_length=160, description="Id of the answer being rated.")
+    helpful: StrictBool = Field(..., description="Whether the answer helped.")
+    reason: StrictStr | None = Field(None, max_length=1000, description="Optional free-text reason (scrubbed).")
+    question: StrictStr | None = Field(
+        None, max_length=QUESTION_SCHEMA_MAX, description="The question that was asked (scrubbed before storing)."
+    )
+
+
+class FeedbackResponse(BaseModel):
+    recorded: Literal[True] = True
 
 
 class HealthResponse(BaseModel):

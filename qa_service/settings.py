@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         "Always follow the label.",
         description="Note added to a reply when the question asks how much of a medicine to take.",
     )
+    feedback_db: Path = Field(Path("data/feedback.sqlite3"), description="SQLite file for feedback and review data.")
+    record_unanswered: bool = Field(
+        False, description="Store (scrubbed) questions that got no_answer or clarify, for `qa-service review`."
+    )
+    retention_days: float = Field(30.0, gt=0, le=3650, description="Stored questions are deleted after this many days.")
+    log_questions: bool = Field(False, description="Log the (scrubbed) text of each question.")
     red_flags_file: Path | None = Field(
         None,
         description="Red-flag rules (YAML); empty: the bundled qa_service/data/red_flags.yaml. Cannot be disabled.",
