@@ -37,6 +37,18 @@ def normalize_question(text: str) -> str:
     return " ".join(text.split())
 
 
+_SENTENCE_END = re.compile(r"\n+|(?<=[.?!])\s+")
+MIN_SENTENCE_WORDS = 3
+MAX_SENTENCES = 8
+
+
+def sentence_views(text: str) -> list[str]:
+    """The sentences (or lines) of a question that has several, each of 3+ words, at most 8; else []."""
+    parts = [normalize_question(part) for part in _SENTENCE_END.split(text)]
+    parts = [part for part in parts if len(part.split()) >= MIN_SENTENCE_WORDS]
+    return parts[:MAX_SENTENCES] if len(parts) > 1 else []
+
+
 @dataclass(frozen=True)
 class Candidate:
     entry: FaqEntry
@@ -201,11 +213,16 @@ class Answerer:
     def candidates(self, questions: Sequence[str], k: int = 10) -> list[list[Candidate]]:
         """The ``k`` closest distinct entries per question, best first, before any decision."""
         cleaned = [self.clean(question) for question in questions]
-        vectors = self.embedder.encode(cleaned, batch_size=max(1, min(len(cleaned), 64)))
+        parts = [sentence_views(text) for text in questions] if self.retriever.weights.sentence_weight > 0 else []
+        texts = cleaned + [part for found in parts for part in found]
+        encoded = self.embedder.encode(texts, batch_size=max(1, min(len(texts), 64)))
+        vectors = encoded[: len(cleaned)]
+        offsets = iter(range(len(cleaned), len(texts)))
+        sentences = [[(part, encoded[next(offsets)]) for part in found] for found in parts] if parts else None
         entries = self.index.entries
         keywords = self.index.keywords
         known = [keywords.known_share(text) if keywords is not None else 1.0 for text in cleaned]
         return [
             [Candidate(entries[s.entry], s.score, s.dense_question, s.dense_qa, s.keyword, share) for s in ranked]
-            for ranked, share in zip(self.retriever.rank(vectors, cleaned, k), known, strict=True)
+            for ranked, share in zip(self.retriever.rank(vectors, cleaned, k, sentences), known, strict=True)
         ]

@@ -81,4 +81,8 @@ def load_engine(settings: Settings, embedder: Embedder | None = None, red_flags:
 
 
 def weights_from_settings(settings: Settings) -> RankingWeights:
-    return RankingWeights(question_weight=settings.question_weight, keyword_weight=settings.keyword_weight)
+    return RankingWeights(
+        question_weight=settings.question_weight,
+        keyword_weight=settings.keyword_weight,
+        sentence_weight=settings.sentence_weight,
+    )

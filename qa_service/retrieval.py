@@ -2,13 +2,16 @@
 
 An entry's score is ``question_weight * max(question, alternates) + (1 - question_weight) * (question
 + answer)`` over cosine similarities, plus ``keyword_weight`` times its keyword (BM25) score scaled to
-0..1. Pure numpy over a loaded index; no HTTP, no model.
+0..1. A question of several sentences (a long patient message) is also scored sentence by sentence:
+its final score is ``(full + sentence_weight * best sentence) / (1 + sentence_weight)``, so one
+sentence that asks exactly what an entry answers counts even when the rest of the message is context.
+Pure numpy over a loaded index; no HTTP, no model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +27,7 @@ class RankingWeights:
     question_weight: float = 0.7
     keyword_weight: float = 0.2
     candidates: int = 50  # entries rescored exactly per source (dense, keyword)
+    sentence_weight: float = 0.3  # weight of the best single sentence of a multi-sentence question
 
 
 @dataclass(frozen=True)
@@ -57,24 +61,60 @@ class Retriever:
             if len(qa):
                 self._qa_row[entry] = qa[0]
 
-    def rank(self, query_vectors: npt.NDArray[np.float32], questions: Sequence[str], k: int) -> list[list[Scored]]:
-        """The ``k`` best entries per question, best first."""
+    def rank(
+        self,
+        query_vectors: npt.NDArray[np.float32],
+        questions: Sequence[str],
+        k: int,
+        sentences: Sequence[Sequence[tuple[str, npt.NDArray[np.float32]]]] | None = None,
+    ) -> list[list[Scored]]:
+        """The ``k`` best entries per question, best first.
+
+        ``sentences[i]`` holds (text, vector) of each sentence of question i when it has several."""
         dense_candidates = self.index.search(query_vectors, k=self.weights.candidates)
-        keywords = self.index.keywords
         results = []
-        for vector, question, hits in zip(query_vectors, questions, dense_candidates, strict=True):
+        for number, (vector, question, hits) in enumerate(zip(query_vectors, questions, dense_candidates, strict=True)):
             candidates = {hit.entry for hit in hits}
-            keyword_scores = None
-            if keywords is not None and self.weights.keyword_weight > 0:
-                keyword_scores = keywords.scores(question)
-                if keyword_scores.any():
-                    top = min(self.weights.candidates, len(keyword_scores))
-                    best = np.argpartition(-keyword_scores, top - 1)[:top]
-                    candidates.update(int(entry) for entry in best if keyword_scores[entry] > 0)
+            keyword_scores = self._keyword_candidates(question, candidates)
+            parts = list(sentences[number]) if sentences is not None and self.weights.sentence_weight > 0 else []
+            part_hits = self.index.search(np.vstack([v for _, v in parts]), k=self.weights.candidates) if parts else []
+            part_keywords = []
+            for (text, _), found in zip(parts, part_hits, strict=True):
+                candidates.update(hit.entry for hit in found)
+                part_keywords.append(self._keyword_candidates(text, candidates))
             scored = [self._score(entry, vector, keyword_scores) for entry in candidates]
+            if parts:
+                weight = self.weights.sentence_weight
+                scored = [
+                    replace(
+                        item,
+                        score=(
+                            item.score
+                            + weight
+                            * max(
+                                self._score(item.entry, part_vector, part_scores).score
+                                for (_, part_vector), part_scores in zip(parts, part_keywords, strict=True)
+                            )
+                        )
+                        / (1 + weight),
+                    )
+                    for item in scored
+                ]
             scored.sort(key=lambda item: (-item.score, item.entry))
             results.append(scored[:k])
         return results
+
+    def _keyword_candidates(self, text: str, candidates: set[int]) -> npt.NDArray[np.float32] | None:
+        """The text's keyword scores (None when keywords are off); adds its best entries to ``candidates``."""
+        keywords = self.index.keywords
+        if keywords is None or self.weights.keyword_weight <= 0:
+            return None
+        scores = keywords.scores(text)
+        if scores.any():
+            top = min(self.weights.candidates, len(scores))
+            best = np.argpartition(-scores, top - 1)[:top]
+            candidates.update(int(entry) for entry in best if scores[entry] > 0)
+        return scores
 
     def _score(
         self, entry: int, vector: npt.NDArray[np.float32], keyword_scores: npt.NDArray[np.float32] | None

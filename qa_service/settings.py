@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         0.7, ge=0.0, le=1.0, description="Weight of question/alternate similarity against question+answer similarity."
     )
     keyword_weight: float = Field(0.2, ge=0.0, le=1.0, description="Weight of the keyword (BM25) score in ranking.")
+    sentence_weight: float = Field(
+        0.3, ge=0.0, le=1.0, description="Weight of the best single sentence when a question has several."
+    )
     finetune: bool = Field(True, description="Adapt the embedding model to the corpus at build time.")
     finetune_max_steps: int = Field(250, ge=1, le=100_000, description="Most training steps of a build.")
     finetune_max_seconds: float = Field(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.answering import Answerer, Candidate, DecisionPolicy, decide, normalize_question
+from qa_service.answering import Answerer, Candidate, DecisionPolicy, decide, normalize_question, sentence_views
 from qa_service.calibration import ConfidenceModel
 from qa_service.corpus import FaqEntry
 from qa_service.engine import load_engine
@@ -140,3 +140,29 @@ def test_entries_without_answers_are_not_the_same_answer() -> None:
     second = Candidate(FaqEntry(id="q2", question="What causes Y?", answer=""), 0.79, 0.79, 0.79)
     decision = decide([first, second], POLICY, MODEL, 3)
     assert decision.status == "clarify"
+
+
+def test_sentence_views() -> None:
+    message = "Back spasm question\nI lifted a box at work. How long do back spasms last? Thanks!"
+    assert sentence_views(message) == [
+        "Back spasm question",
+        "I lifted a box at work.",
+        "How long do back spasms last?",
+    ]  # "Thanks!" is too short to be a question of its own
+    assert sentence_views("How long do back spasms last?") == []
+
+
+def test_one_matching_sentence_of_a_long_message_counts(
+    built_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    message = (
+        "My week has been terrible, work is busy, the kids are loud and the dog barks at night. "
+        "How long do back spasms last?"
+    )
+    scores = {}
+    for weight in (0.0, 0.3):
+        settings = built_settings.model_copy(update={"sentence_weight": weight})
+        [ranked] = load_engine(settings, fake_embedder).answerer.candidates([message])
+        assert ranked[0].entry.id == "spasm-duration"
+        scores[weight] = ranked[0].score
+    assert scores[0.3] > scores[0.0]
