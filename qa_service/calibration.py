@@ -30,7 +30,7 @@ MARGIN_CAP = 3.0
 FEATURES = ("question_z", "qa_z", "keyword", "margin", "known")
 
 # Global coefficients, in FEATURES order after the bias; see BENCHMARKS.md for how they were fitted.
-DEFAULT_COEFFICIENTS = (-3.982, 0.601, 0.283, 1.218, 0.797, 0.0)
+DEFAULT_COEFFICIENTS = (-4.379, 0.465, 0.321, 1.008, 0.424, 1.71)
 # Used only for an index without measured statistics (never produced by this version's builds).
 FALLBACK_STATISTICS = {
     "offtopic_mean": 0.2,
@@ -167,8 +167,8 @@ class CalibrationExample:
 def examples_from_features(dataset: str, rows: Sequence[dict[str, Any]]) -> list[CalibrationExample]:
     """Turn `qa-service eval --features` rows into examples for the confidence model.
 
-    The off-topic levels come from the file's reference rows when it has them (the same ranking the
-    build measured), else from the statistics recorded with each row."""
+    The off-topic levels are the statistics recorded with each row (the index manifest's, exactly
+    what the service uses); rows without them fall back to the file's reference rows."""
 
     def top_of(row: dict[str, Any]) -> _Row:
         best = row["candidates"][0]
@@ -181,7 +181,7 @@ def examples_from_features(dataset: str, rows: Sequence[dict[str, Any]]) -> list
         candidates = row.get("candidates") or []
         if row.get("kind") not in ("answerable", "noanswer") or not candidates:
             continue
-        model = ConfidenceModel.for_index(measured or row.get("calibration"))
+        model = ConfidenceModel.for_index(row.get("calibration") or measured)
         top = top_of(row)
         correct = bool(row["correct"]) and row["kind"] == "answerable"
         examples.append(CalibrationExample(dataset, row["kind"], model.features(top, row.get("rival")), correct))

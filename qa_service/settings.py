@@ -47,13 +47,13 @@ class Settings(BaseSettings):
     finetune_seed: int = Field(0, ge=0, description="Seed of build-time training (same seed, same model).")
 
     answer_threshold: float = Field(
-        0.4,
+        0.46,
         ge=0.0,
         le=1.0,
         description="Minimum confidence (calibrated probability that the answer is right) for an answer.",
     )
     clarify_margin: float = Field(
-        0.5,
+        0.4,
         ge=0.0,
         le=10.0,
         description="A different on-topic answer this close (in off-topic standard deviations) gives clarify.",
