@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from qa_service.yamlfile import read_yaml, sequence_lines
 RULES_FORMAT_VERSION = 1
 BUNDLED_RULES = Path(__file__).resolve().parent / "data" / "red_flags.yaml"
 MIN_TYPO_LENGTH = 5
+CORRECTION_CACHE = 50_000  # remembered typo corrections (bounded: questions are untrusted input)
 Message = Literal["emergency", "crisis", "diagnosis", "dose"]
 URGENT_MESSAGES = ("emergency", "crisis")  # `rules`: the reply is urgent
 NOTE_MESSAGES = ("diagnosis", "dose")  # `notes`: the reply is normal, with a note to ask a clinician
@@ -121,17 +122,21 @@ class _Rule:
     conditions: tuple[tuple[tuple[Phrase, ...], ...], ...]
     ignore: tuple[Phrase, ...]
     negation: bool = True
+    phrases_with: dict[str, tuple[Phrase, ...]] = field(default_factory=dict)  # word -> multi-word phrases
+
+    def __post_init__(self) -> None:
+        found: dict[str, set[Phrase]] = {}
+        for condition in self.conditions:
+            for group in condition:
+                for phrase in group:
+                    if len(phrase) > 1:
+                        for word in phrase:
+                            found.setdefault(word, set()).add(phrase)
+        self.phrases_with.update({word: tuple(sorted(phrases)) for word, phrases in found.items()})
 
 
 def _phrase(term: str) -> Phrase:
     return tuple(words(term))
-
-
-def _occurrences(phrase: Phrase, clause: Sequence[str]) -> Iterable[int]:
-    size = len(phrase)
-    for start in range(len(clause) - size + 1):
-        if tuple(clause[start : start + size]) == phrase:
-            yield start
 
 
 class RedFlagRules:
@@ -155,6 +160,16 @@ class RedFlagRules:
             for word in phrase
         } | {word for phrase in (*self._cues, *self._not_negations) for word in phrase}
         self._vocabulary = {word for word in self._known if len(word) >= MIN_TYPO_LENGTH and not word.isdigit()}
+        self._by_deletion: dict[str, list[str]] = {}
+        for term in sorted(self._vocabulary):
+            for variant in _deletions(term):
+                self._by_deletion.setdefault(variant, []).append(term)
+        self._corrections: dict[str, str] = {}
+        self._longest = max(
+            len(phrase)
+            for rule in (*self.rules, *self.notes)
+            for phrase in (*(p for c in rule.conditions for g in c for p in g), *rule.ignore)
+        )
 
     @classmethod
     def load(cls, path: Path) -> RedFlagRules:
@@ -189,23 +204,57 @@ class RedFlagRules:
                 if self._fires(rule, example):
                     raise RulesError(f"{where}: rule {model.id!r} fires on its counterexample {example!r}")
 
-    def note_for(self, question: str) -> RedFlag | None:
-        """The first ``notes`` rule that fires: a question about one's own diagnosis or dose."""
-        return next((RedFlag(r.id, r.description, r.message) for r in self.notes if self._fires(r, question)), None)
-
     def check(self, question: str) -> RedFlag | None:
         """The first rule (in file order) that fires on the question, or None."""
-        for rule in self.rules:
-            if self._fires(rule, question):
-                return RedFlag(rule.id, rule.description, rule.message)
-        return None
+        text = self._prepare(question)
+        return next((RedFlag(r.id, r.description, r.message) for r in self.rules if self._fires_on(r, text)), None)
+
+    def note_for(self, question: str) -> RedFlag | None:
+        """The first ``notes`` rule that fires: a question about one's own diagnosis or dose."""
+        text = self._prepare(question)
+        return next((RedFlag(r.id, r.description, r.message) for r in self.notes if self._fires_on(r, text)), None)
 
     def _fires(self, rule: _Rule, question: str) -> bool:
-        parts = [self._mask(rule, self._corrected(clause)) for clause in clauses(question)]
-        return any(all(self._present(rule, group, parts) for group in condition) for condition in rule.conditions)
+        return self._fires_on(rule, self._prepare(question))
 
-    def _corrected(self, clause: list[str]) -> list[str]:
-        return [self._correct(word) for word in clause]
+    def _prepare(self, question: str) -> list[_Clause]:
+        """The question's clauses, typos corrected, with where every phrase of up to N words starts."""
+        prepared = []
+        for clause in clauses(question):
+            words_ = [self._correct(word) for word in clause]
+            starts: dict[Phrase, list[int]] = {}
+            for size in range(1, self._longest + 1):
+                for begin in range(len(words_) - size + 1):
+                    starts.setdefault(tuple(words_[begin : begin + size]), []).append(begin)
+            not_negation = {
+                position
+                for phrase in self._not_negations
+                for begin in starts.get(phrase, ())
+                for position in range(begin, begin + len(phrase))
+            }
+            prepared.append(_Clause(words_, starts, not_negation))
+        return prepared
+
+    def _fires_on(self, rule: _Rule, text: Sequence[_Clause]) -> bool:
+        ignored = [
+            {p for phrase in rule.ignore for b in clause.starts.get(phrase, ()) for p in range(b, b + len(phrase))}
+            for clause in text
+        ]
+        return any(
+            all(self._present(rule, group, text, ignored) for group in condition) for condition in rule.conditions
+        )
+
+    def _present(
+        self, rule: _Rule, group: Sequence[Phrase], text: Sequence[_Clause], ignored: Sequence[set[int]]
+    ) -> bool:
+        for clause, skip in zip(text, ignored, strict=True):
+            for phrase in group:
+                for start in clause.starts.get(phrase, ()):
+                    if skip and not skip.isdisjoint(range(start, start + len(phrase))):
+                        continue
+                    if not (rule.negation and self._negated(rule, clause, start)):
+                        return True
+        return False
 
     def _correct(self, word: str) -> str:
         """The rule word meant by a one-typo word: 'bladdr' -> 'bladder', 'chst' -> 'chest'.
@@ -217,59 +266,54 @@ class RedFlagRules:
             return word
         if len(word) < MIN_TYPO_LENGTH and set(word) & set("aeiouy"):
             return word
-        forms = (word, word + "s")
-        found = sorted(term for term in self._vocabulary if any(one_edit(form, term) for form in forms))
-        return found[0] if len(found) == 1 else word
+        corrected = self._corrections.get(word)
+        if corrected is None:
+            found: set[str] = set()
+            for form in (word, word + "s"):
+                for variant in _deletions(form):
+                    found.update(term for term in self._by_deletion.get(variant, ()) if one_edit(form, term))
+            corrected = min(found) if len(found) == 1 else word
+            if len(self._corrections) < CORRECTION_CACHE:
+                self._corrections[word] = corrected
+        return corrected
 
-    @staticmethod
-    def _mask(rule: _Rule, clause: list[str]) -> list[str]:
-        masked = list(clause)
-        for phrase in rule.ignore:
-            for start in list(_occurrences(phrase, clause)):
-                masked[start : start + len(phrase)] = [""] * len(phrase)
-        return masked
-
-    def _present(self, rule: _Rule, group: Sequence[Phrase], parts: Sequence[list[str]]) -> bool:
+    def _inside_terms(self, rule: _Rule, clause: _Clause, position: int) -> bool:
+        """Whether ``position`` lies inside one of the rule's own phrases: the 'no' of 'no feeling'."""
         return any(
-            not (rule.negation and self._negated(clause, start, self._inside_terms(rule, clause)))
-            for phrase in group
-            for clause in parts
-            for start in _occurrences(phrase, clause)
+            begin <= position < begin + len(phrase)
+            for phrase in rule.phrases_with.get(clause.words[position], ())
+            for begin in clause.starts.get(phrase, ())
         )
 
-    @staticmethod
-    def _inside_terms(rule: _Rule, clause: Sequence[str]) -> set[int]:
-        """Positions inside the rule's own phrases: the 'no' of 'no feeling' negates nothing."""
-        return {
-            position
-            for condition in rule.conditions
-            for group in condition
-            for phrase in group
-            if len(phrase) > 1
-            for begin in _occurrences(phrase, clause)
-            for position in range(begin, begin + len(phrase))
-        }
-
-    def _negated(self, clause: Sequence[str], start: int, inside: set[int]) -> bool:
+    def _negated(self, rule: _Rule, clause: _Clause, start: int) -> bool:
         """Whether a negation cue ends at most ``window`` words before the term starting at ``start``,
         directly or through a list ("no fever or chills").
 
-        A cue that is part of a "not a negation" phrase ("no longer", "not sure") does not count."""
-        covered = inside | {
-            position
-            for phrase in self._not_negations
-            for begin in _occurrences(phrase, clause)
-            for position in range(begin, begin + len(phrase))
-        }
+        A cue that is part of a "not a negation" phrase ("no longer", "not sure") or of one of the
+        rule's own phrases ("no feeling") does not count."""
         for cue in self._cues:
-            for begin in _occurrences(cue, clause[:start]):
-                if begin not in covered and start - (begin + len(cue)) <= self._window:
+            for begin in clause.starts.get(cue, ()):
+                end = begin + len(cue)
+                if end > start or start - end > self._window or begin in clause.not_negation:
+                    continue
+                if not self._inside_terms(rule, clause, begin):
                     return True
         # "no fever or chills": a negation carries over a list joined by "or" / "nor"
         before = start - 1
-        while before >= 0 and clause[before] in _ARTICLES:
+        while before >= 0 and clause.words[before] in _ARTICLES:
             before -= 1
-        return before >= 1 and clause[before] in ("or", "nor") and self._negated(clause, before - 1, inside)
+        return before >= 1 and clause.words[before] in ("or", "nor") and self._negated(rule, clause, before - 1)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    words: list[str]
+    starts: dict[Phrase, list[int]]  # phrase -> positions where it starts
+    not_negation: set[int]  # positions inside "no longer", "never had", ...
+
+
+def _deletions(word: str) -> set[str]:
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def _parse_section(
