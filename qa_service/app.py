@@ -5,12 +5,17 @@ Serve with ``qa-service serve`` (or ``uvicorn --factory qa_service.app:create_ap
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hmac
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -21,14 +26,18 @@ from qa_service.answering import Decision, urgent_decision
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine, embedder_from_settings, load_engine, policy_from_settings, red_flags_from_settings
 from qa_service.errors import (
+    AdminDisabledError,
     IndexUnavailableError,
     InvalidQuestionError,
     ModelLoadError,
     NotFoundError,
     NotReadyError,
     QaError,
+    ReloadError,
     StorageError,
+    UnauthorizedError,
 )
+from qa_service.index import current_build_id
 from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
 from qa_service.schemas import (
@@ -43,6 +52,7 @@ from qa_service.schemas import (
     HealthResponse,
     IndexSummary,
     ReadyResponse,
+    ReloadResponse,
 )
 from qa_service.settings import Settings
 from qa_service.storage import FeedbackStore, SQLiteFeedbackStore
@@ -56,6 +66,9 @@ _STATUS_FOR_ERROR: dict[type[QaError], int] = {
     IndexUnavailableError: 503,
     ModelLoadError: 503,
     StorageError: 503,
+    UnauthorizedError: 401,
+    AdminDisabledError: 403,
+    ReloadError: 409,
 }
 _CODE_FOR_STATUS = {
     400: "bad_request",
@@ -85,6 +98,38 @@ class ServiceState:
         self.not_ready_reason: str | None = "starting"
         self.store: FeedbackStore | None = None
         self.store_error: str | None = None
+        self.reload_error: str | None = None
+        self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
+        self._reload_lock = threading.Lock()
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Serve the build CURRENT names now, if it is new (or ``force``): load it fully, then swap.
+
+        Requests in flight finish on the engine they started with; a build that fails to load is
+        refused (ReloadError) and the previous engine keeps serving. Returns whether it swapped."""
+        with self._reload_lock:
+            try:
+                build_id = current_build_id(self.settings.index_dir)
+                if self.engine is not None and build_id == self.engine.index.manifest.build_id and not force:
+                    self.reload_error = self.refused_build = None  # e.g. rolled back to the build being served
+                    return False
+                red_flags = red_flags_from_settings(self.settings)
+                engine = load_engine(self.settings, self.embedder, red_flags)
+            except QaError as exc:
+                self.reload_error = exc.message
+                self.refused_build = _pointer(self.settings.index_dir)
+                logger.error("new index refused, the previous one keeps serving: %s", exc.message)
+                raise ReloadError(f"new index refused, the previous one keeps serving: {exc.message}") from None
+            self.red_flags, self.engine = red_flags, engine
+            self.not_ready_reason = self.reload_error = self.refused_build = None
+            logger.info("now serving index build %s", engine.index.manifest.build_id)
+            return True
+
+    def published_build_changed(self) -> bool:
+        """Whether CURRENT names a build other than the one served (and not one already refused)."""
+        pointer = _pointer(self.settings.index_dir)
+        served = self.engine.index.manifest.build_id if self.engine is not None else None
+        return pointer is not None and pointer != served and pointer != self.refused_build
 
     def load(self) -> None:
         try:
@@ -117,6 +162,22 @@ class ServiceState:
             self.store.add_unanswered(question, decision.status, [c.entry.id for c in decision.alternatives])
         except StorageError as exc:
             logger.warning("unanswered question not recorded: %s", exc.message)
+
+
+def _pointer(index_dir: Path) -> str | None:
+    try:
+        return current_build_id(index_dir)
+    except QaError:
+        return None
+
+
+async def _watch_index(state: ServiceState, every: float) -> None:
+    """Pick up newly published builds: poll CURRENT (a tiny file) and reload off the event loop."""
+    while True:
+        await asyncio.sleep(every)
+        if state.published_build_changed():
+            with contextlib.suppress(ReloadError):  # logged, and reported by /readyz
+                await run_in_threadpool(state.reload)
 
 
 def _state(request: Request) -> ServiceState:
@@ -189,7 +250,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         state = ServiceState(settings, embedder or embedder_from_settings(settings))
         app.state.service = state
         await run_in_threadpool(state.load)
+        watcher = (
+            asyncio.create_task(_watch_index(state, settings.reload_poll_seconds))
+            if settings.reload_poll_seconds > 0
+            else None
+        )
         yield
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         state.close()
 
     app = FastAPI(
@@ -256,9 +326,32 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         return HealthResponse()
 
     @app.get("/readyz", response_model=ReadyResponse, responses=_ERROR_RESPONSES, tags=["operations"])
-    def readyz(engine: EngineDep) -> ReadyResponse:
-        """Readiness: an index is loaded; reports its manifest summary."""
-        return ReadyResponse(index=IndexSummary.from_manifest(engine.index.manifest))
+    def readyz(engine: EngineDep, state: StateDep) -> ReadyResponse:
+        """Readiness: an index is loaded; reports its manifest summary (and a refused newer one)."""
+        return ReadyResponse(
+            index=IndexSummary.from_manifest(engine.index.manifest), last_reload_error=state.reload_error
+        )
+
+    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        key = settings.admin_api_key.get_secret_value() if settings.admin_api_key is not None else ""
+        if not key:
+            raise AdminDisabledError("admin endpoints are disabled: set QA_ADMIN_API_KEY to enable them")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+            raise UnauthorizedError("admin endpoints need 'Authorization: Bearer <QA_ADMIN_API_KEY>'")
+
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ReloadResponse,
+        responses={**_ERROR_RESPONSES, **{code: {"model": ErrorResponse} for code in (401, 403, 409)}},
+        tags=["admin"],
+        dependencies=[Depends(require_admin)],
+    )
+    def reload(state: StateDep) -> ReloadResponse:
+        """Serve the newest published index now (also picked up automatically, see QA_RELOAD_POLL_SECONDS)."""
+        swapped = state.reload()
+        assert state.engine is not None  # reload() raised otherwise
+        return ReloadResponse(reloaded=swapped, index=IndexSummary.from_manifest(state.engine.index.manifest))
 
     return app
 

@@ -115,6 +115,60 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_builds(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.index import BUILDS_DIR, list_builds, read_manifest
+
+    current = _current_or_none(settings)
+    builds = list_builds(settings.index_dir)
+    if not builds:
+        print(f"{settings.index_dir}: no builds")
+        return 0
+    for build_id in builds:
+        manifest = read_manifest(settings.index_dir / BUILDS_DIR / build_id)
+        marker = "*" if build_id == current else " "
+        tuned = ", fine-tuned" if manifest.fine_tune else ""
+        print(f"{marker} {build_id}  {manifest.entry_count} entries, {manifest.model}{tuned}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.embedder import canonical_model_name
+    from qa_service.index import list_builds, load_index, set_current_build
+
+    current = _current_or_none(settings)
+    builds = list_builds(settings.index_dir)
+    if args.to is not None:
+        target = args.to
+    else:
+        older = [b for b in builds if current is None or b < current]
+        if not older:
+            print(
+                f"qa-service: error: {settings.index_dir}: no build older than {current} to roll back to",
+                file=sys.stderr,
+            )
+            return 1
+        target = older[-1]
+    if target not in builds:
+        print(
+            f"qa-service: error: {settings.index_dir}: no build {target!r} (see `qa-service builds`)", file=sys.stderr
+        )
+        return 1
+    # refuse a broken or mismatched build
+    load_index(settings.index_dir, model=canonical_model_name(settings.model), build_id=target)
+    set_current_build(settings.index_dir, target)
+    print(f"{settings.index_dir}: now serving {target} (was {current}); a running server picks it up")
+    return 0
+
+
+def _current_or_none(settings: Settings) -> str | None:
+    from qa_service.index import current_build_id
+
+    try:
+        return current_build_id(settings.index_dir)
+    except QaError:
+        return None
+
+
 def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.builder import build_index, index_is_current
     from qa_service.engine import embedder_from_settings
@@ -343,6 +397,15 @@ def _parser() -> argparse.ArgumentParser:
     command = add("validate", "Check the corpus files and report errors with file and line.")
     corpus_options(command)
     command.set_defaults(handler=_cmd_validate)
+
+    command = add("builds", "List the index builds on disk; * marks the one being served.")
+    index_options(command)
+    command.set_defaults(handler=_cmd_builds)
+
+    command = add("rollback", "Serve an earlier index build again (by default the one before the current).")
+    command.add_argument("--to", metavar="BUILD_ID", help="the build to serve (default: the previous one)")
+    index_options(command)
+    command.set_defaults(handler=_cmd_rollback)
 
     command = add("review", "Report unanswered questions by group, suggested alternates and unhelpful answers.")
     command.add_argument("--out", type=Path, default=Path("review.md"), help="report file (default: review.md)")

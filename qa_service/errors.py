@@ -32,6 +32,24 @@ class StorageError(QaError):
     code = "storage_unavailable"
 
 
+class UnauthorizedError(QaError):
+    """An admin request without the right API key."""
+
+    code = "unauthorized"
+
+
+class AdminDisabledError(QaError):
+    """Admin endpoints are off because no API key is configured."""
+
+    code = "admin_disabled"
+
+
+class ReloadError(QaError):
+    """A newly published index was refused; the previous one keeps serving."""
+
+    code = "reload_failed"
+
+
 class IndexUnavailableError(QaError):
     """An index is missing, corrupt, or does not match the configuration."""
 

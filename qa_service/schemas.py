@@ -189,6 +189,14 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready"] = "ready"
     index: IndexSummary
+    last_reload_error: str | None = Field(
+        None, description="Why the newest published index was refused (the index above keeps serving)."
+    )
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool = Field(description="False when the published index was already being served.")
+    index: IndexSummary
 
 
 class ErrorDetail(BaseModel):

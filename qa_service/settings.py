@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="Entries carrying any of these review flags are left out of the index.",
     )
     keep_builds: int = Field(3, ge=1, le=50, description="Index builds kept on disk for rollback.")
+    reload_poll_seconds: float = Field(
+        2.0, ge=0.0, le=3600, description="How often the server checks for a newly published index (0: never)."
+    )
+    admin_api_key: SecretStr | None = Field(
+        None, description="API key of the admin endpoints (Authorization: Bearer KEY); unset: admin disabled."
+    )
 
     fallback_message: str = Field(
         "Sorry, I could not find an answer to that in our FAQ. Please contact the clinic and our staff will help you.",

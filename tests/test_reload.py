@@ -1,0 +1,124 @@
+"""Zero-downtime index updates: a running service picks up a newly published build, refuses a
+broken one while the old keeps serving, and the previous build can be restored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from qa_service.builder import build_index
+from qa_service.cli import main
+from qa_service.corpus import dump_corpus, load_corpus
+from qa_service.index import BUILDS_DIR, VECTORS, current_build_id, list_builds
+from qa_service.settings import Settings
+from tests.fakes import HashingEmbedder
+
+KEY = "s3cret-admin-key"
+QUESTION = "How long do back spasms last?"
+
+
+def edit_answer(settings: Settings, text: str) -> None:
+    corpus = load_corpus(settings.corpus_dir)
+    entries = [e.model_copy(update={"answer": text}) if e.id == "spasm-duration" else e for e in corpus.entries]
+    (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(entries))
+
+
+def publish(settings: Settings, embedder: HashingEmbedder, text: str) -> str:
+    """Edit the corpus's spasm-duration answer and publish a new build; returns its id."""
+    edit_answer(settings, text)
+    build_index(settings, embedder)
+    return current_build_id(settings.index_dir)
+
+
+def answer_of(client: TestClient) -> str:
+    return str(client.post("/v1/ask", json={"question": QUESTION}).json()["answer"]["answer"])
+
+
+@pytest.fixture
+def admin_settings(built_settings: Settings) -> Settings:
+    return built_settings.model_copy(update={"admin_api_key": SecretStr(KEY), "reload_poll_seconds": 0})
+
+
+def test_admin_reload_serves_the_new_build(
+    admin_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(admin_settings)
+    old = answer_of(client)
+    publish(admin_settings, fake_embedder, "Usually a few days; see a clinician if it lasts longer than a week.")
+    assert answer_of(client) == old  # published, not yet served
+
+    response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200, response.text
+    assert response.json()["reloaded"] is True
+    assert response.json()["index"]["build_id"] == current_build_id(admin_settings.index_dir)
+    assert answer_of(client).startswith("Usually a few days")
+    again = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert again["reloaded"] is False
+
+
+def test_admin_endpoints_need_the_key(
+    admin_settings: Settings, built_settings: Settings, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(admin_settings)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        response = client.post("/v1/admin/reload", headers=headers)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    disabled = client_for(built_settings).post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert disabled.status_code == 403 and "QA_ADMIN_API_KEY" in disabled.json()["error"]["message"]
+
+
+def test_a_broken_build_is_refused_and_the_old_one_keeps_serving(
+    admin_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(admin_settings)
+    old = answer_of(client)
+    broken = publish(admin_settings, fake_embedder, "A changed answer that must not be served.")
+    with (admin_settings.index_dir / BUILDS_DIR / broken / VECTORS).open("ab") as handle:
+        handle.write(b"corruption")
+
+    response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "reload_failed"
+    assert "checksum" in response.json()["error"]["message"]
+    assert answer_of(client) == old
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and "checksum" in ready["last_reload_error"]
+
+    # roll back: CURRENT names the previous build again, and the service reloads it cleanly
+    assert main(["rollback", "--index-dir", str(admin_settings.index_dir), "--model", admin_settings.model]) == 0
+    assert current_build_id(admin_settings.index_dir) != broken
+    response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200 and client.get("/readyz").json()["last_reload_error"] is None
+
+
+def test_the_server_picks_up_a_new_build_by_itself(
+    built_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(built_settings.model_copy(update={"reload_poll_seconds": 0.05}))
+    publish(built_settings, fake_embedder, "Picked up without a restart.")
+    deadline = time.monotonic() + 10
+    while answer_of(client) != "Picked up without a restart." and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer_of(client) == "Picked up without a restart."
+
+
+def test_builds_and_rollback_cli(
+    built_settings: Settings, fake_embedder: HashingEmbedder, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    first = current_build_id(built_settings.index_dir)
+    second = publish(built_settings, fake_embedder, "Second build.")
+    args = ["--index-dir", str(built_settings.index_dir), "--model", built_settings.model]
+    assert main(["builds", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"* {second}" in out and f"  {first}" in out
+    assert main(["rollback", *args]) == 0
+    assert current_build_id(built_settings.index_dir) == first
+    assert main(["rollback", *args]) == 1  # nothing older
+    assert "no build older than" in capsys.readouterr().err
+    assert main(["rollback", "--to", second, *args]) == 0 and current_build_id(built_settings.index_dir) == second
+    assert main(["rollback", "--to", "nope", *args]) == 1
+    assert sorted(list_builds(built_settings.index_dir)) == sorted([first, second])
