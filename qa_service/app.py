@@ -37,6 +37,7 @@ from qa_service.errors import (
     StorageError,
     UnauthorizedError,
 )
+from qa_service.guards import Guards, TokenBuckets
 from qa_service.index import current_build_id
 from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
@@ -269,6 +270,12 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         lifespan=lifespan,
     )
     _register_error_handlers(app)
+    buckets = (
+        TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute > 0
+        else None
+    )
+    app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes, buckets=buckets)
 
     policy = policy_from_settings(settings)
 

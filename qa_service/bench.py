@@ -96,6 +96,7 @@ def start_server(env: dict[str, str] | None = None, *, timeout: float = 60.0) ->
     port = free_port()
     environment = {**os.environ, **(env or {}), "QA_HOST": "127.0.0.1", "QA_PORT": str(port)}
     environment.setdefault("QA_LOG_LEVEL", "WARNING")
+    environment.setdefault("QA_RATE_LIMIT_PER_MINUTE", "0")  # one load generator is not an abusive client
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "qa_service", "serve"], env=environment)
     base_url = f"http://127.0.0.1:{port}"

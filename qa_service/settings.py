@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="Entries carrying any of these review flags are left out of the index.",
     )
     keep_builds: int = Field(3, ge=1, le=50, description="Index builds kept on disk for rollback.")
+    max_body_bytes: int = Field(65536, ge=1024, le=10_000_000, description="Largest request body accepted (413).")
+    rate_limit_per_minute: float = Field(
+        60.0, ge=0.0, le=1_000_000, description="Questions and feedback per client IP per minute (0: no limit)."
+    )
+    rate_limit_burst: int = Field(20, ge=1, le=100_000, description="Requests a client may send at once.")
     reload_poll_seconds: float = Field(
         2.0, ge=0.0, le=3600, description="How often the server checks for a newly published index (0: never)."
     )

@@ -117,8 +117,9 @@ def test_malformed_json_and_wrong_shapes(client: TestClient) -> None:
     assert_error(client.post("/v1/ask", content=b"", headers=headers), 422, "invalid_request")
     assert_error(
         client.post("/v1/ask", content=b"question=hi", headers={"content-type": "text/plain"}),
-        422,
-        "invalid_request",
+        415,
+        "unsupported_media_type",
+        "application/json",
     )
 
 

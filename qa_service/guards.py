@@ -1,0 +1,156 @@
+"""HTTP guards in front of the routes: body size and content type limits, per-client rate limits,
+security headers and request ids. Pure ASGI (no FastAPI import), so they run before any parsing."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-site"),
+]
+JSON_ENDPOINTS = ("/v1/ask", "/v1/feedback")  # POST bodies: JSON only
+
+
+class TokenBuckets:
+    """Per-client token buckets: ``rate`` requests per minute, bursts up to ``burst``. Bounded memory:
+    the least recently seen clients are forgotten first."""
+
+    def __init__(
+        self, per_minute: float, burst: int, *, max_clients: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds until it may."""
+        now = self._clock()
+        with self._lock:
+            tokens, seen = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - seen) * self.rate)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / self.rate
+            self._buckets[client] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+async def _reply(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guards:
+    """Wraps the app: limits are checked before a route runs, headers added to every response."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, buckets: TokenBuckets | None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.buckets = buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        request_id = headers.get(b"x-request-id", b"")[:64].decode("latin-1") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode("latin-1"))]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if method == "POST" and path in JSON_ENDPOINTS:
+            if self.buckets is not None:
+                client = (scope.get("client") or ("unknown", 0))[0]
+                wait = self.buckets.take(str(client))
+                if wait > 0:
+                    retry = str(max(1, math.ceil(wait))).encode()
+                    await _reply(
+                        send_with_headers,
+                        429,
+                        "rate_limited",
+                        "too many requests; try again later",
+                        [(b"retry-after", retry)],
+                    )
+                    return
+            content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if content_type != b"application/json":
+                await _reply(send_with_headers, 415, "unsupported_media_type", "send the body as application/json", [])
+                return
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await _reply(
+                    send_with_headers, 413, "payload_too_large", f"the body is over {self.max_body_bytes} bytes", []
+                )
+                return
+            body = await self._read_body(receive)
+            if body is None:
+                await _reply(
+                    send_with_headers, 413, "payload_too_large", f"the body is over {self.max_body_bytes} bytes", []
+                )
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send_with_headers)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None once it grows past the limit (chunked bodies have no length)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -1,0 +1,60 @@
+"""Limits in front of the routes: body size, content type, rate limits, security headers, request ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from fastapi.testclient import TestClient
+
+from qa_service.guards import TokenBuckets
+from qa_service.settings import Settings
+
+
+def test_oversized_bodies_get_413(built_settings: Settings, client_for: Callable[[Settings], TestClient]) -> None:
+    client = client_for(built_settings.model_copy(update={"max_body_bytes": 2048}))
+    big = {"question": "x" * 5000}
+    response = client.post("/v1/ask", json=big)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no content-length: counted while read
+        yield b'{"question": "'
+        for _ in range(10):
+            yield b"y" * 500
+        yield b'"}'
+
+    chunked = client.post("/v1/ask", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert client.post("/v1/ask", json={"question": "How long do back spasms last?"}).status_code == 200
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    built_settings: Settings, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(built_settings.model_copy(update={"rate_limit_per_minute": 6, "rate_limit_burst": 3}))
+    codes = [client.post("/v1/ask", json={"question": "hi there"}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.post("/v1/ask", json={"question": "hi there"})
+    assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+    assert client.get("/v1/faq").status_code == 200  # reading the FAQ is not limited
+
+
+def test_token_buckets_refill_and_forget_old_clients() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(60, 2, max_clients=2, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 1.0]
+    now[0] += 1.0
+    assert buckets.take("a") == 0.0
+    buckets.take("b")
+    buckets.take("c")  # "a" is forgotten: a fresh burst
+    assert [buckets.take("a") for _ in range(2)] == [0.0, 0.0]
+
+
+def test_security_headers_and_request_ids(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    generated = client.post("/v1/ask", json={"question": "nope"}).headers["x-request-id"]
+    assert len(generated) == 32
+    error = client.get("/nope")
+    assert error.status_code == 404 and error.headers["referrer-policy"] == "no-referrer"
