@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +39,7 @@ from qa_service.errors import (
 )
 from qa_service.guards import Guards, TokenBuckets
 from qa_service.index import current_build_id
+from qa_service.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
 from qa_service.schemas import (
@@ -91,9 +92,10 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class ServiceState:
     """What the running service holds: the engine once loaded, or why it is not ready."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.metrics = metrics or Metrics()
         self.engine: Engine | None = None
         self.red_flags: RedFlagRules | None = None
         self.not_ready_reason: str | None = "starting"
@@ -117,14 +119,22 @@ class ServiceState:
                 red_flags = red_flags_from_settings(self.settings)
                 engine = load_engine(self.settings, self.embedder, red_flags)
             except QaError as exc:
+                self.metrics.reloads.labels(result="failure").inc()
                 self.reload_error = exc.message
                 self.refused_build = _pointer(self.settings.index_dir)
                 logger.error("new index refused, the previous one keeps serving: %s", exc.message)
                 raise ReloadError(f"new index refused, the previous one keeps serving: {exc.message}") from None
             self.red_flags, self.engine = red_flags, engine
             self.not_ready_reason = self.reload_error = self.refused_build = None
+            self.metrics.reloads.labels(result="success").inc()
+            self._report_serving()
             logger.info("now serving index build %s", engine.index.manifest.build_id)
             return True
+
+    def _report_serving(self) -> None:
+        if self.engine is not None:
+            manifest = self.engine.index.manifest
+            self.metrics.serving(manifest.build_id, manifest.model, manifest.entry_count)
 
     def published_build_changed(self) -> bool:
         """Whether CURRENT names a build other than the one served (and not one already refused)."""
@@ -139,6 +149,7 @@ class ServiceState:
             self.red_flags = red_flags_from_settings(self.settings)
             self.engine = load_engine(self.settings, self.embedder, self.red_flags)
             self.not_ready_reason = None
+            self._report_serving()
         except QaError as exc:
             self.engine = None
             self.not_ready_reason = exc.message
@@ -245,10 +256,11 @@ def _register_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
     """Build the app. The model and index load in the lifespan, off the event loop."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings, embedder or embedder_from_settings(settings))
+        state = ServiceState(settings, embedder or embedder_from_settings(settings), metrics)
         app.state.service = state
         await run_in_threadpool(state.load)
         watcher = (
@@ -276,6 +288,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         else None
     )
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes, buckets=buckets)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts what the guards refuse too
 
     policy = policy_from_settings(settings)
 
@@ -286,11 +299,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             flag = state.red_flags.check(body.question) if state.red_flags is not None else None
             if flag is None:
                 raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
+            metrics.decisions.labels(status="urgent").inc()
             return AskResponse.from_decision(urgent_decision(flag, policy))
         decision = state.engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
         if settings.log_questions:
             logger.info("question %r -> %s", scrub(body.question), decision.status)
         state.record_unanswered(body.question, decision)
+        metrics.decisions.labels(status=decision.status).inc()
         return AskResponse.from_decision(decision)
 
     @app.post(
@@ -338,6 +353,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         return ReadyResponse(
             index=IndexSummary.from_manifest(engine.index.manifest), last_reload_error=state.reload_error
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
         key = settings.admin_api_key.get_secret_value() if settings.admin_api_key is not None else ""

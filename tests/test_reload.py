@@ -59,6 +59,9 @@ def test_admin_reload_serves_the_new_build(
     assert answer_of(client).startswith("Usually a few days")
     again = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert again["reloaded"] is False
+    metrics = client.get("/metrics").text
+    assert 'qa_index_reloads_total{result="success"} 1.0' in metrics
+    assert f'qa_index_info{{build_id="{response.json()["index"]["build_id"]}"' in metrics
 
 
 def test_admin_endpoints_need_the_key(

@@ -1,0 +1,72 @@
+"""Prometheus metrics of one app: requests and latency by route, decisions by status, the index
+being served, and reloads. One registry per app (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from qa_service.guards import ASGIApp, Message, Receive, Send
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "MetricsMiddleware"]
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "qa_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "qa_request_seconds", "HTTP request latency", ["route"], buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.decisions = Counter("qa_decisions", "Replies to questions by status", ["status"], registry=self.registry)
+        self.index_entries = Gauge("qa_index_entries", "Entries in the index being served", registry=self.registry)
+        self.index_info = Gauge(
+            "qa_index_info", "The index build being served (value 1)", ["build_id", "model"], registry=self.registry
+        )
+        self.reloads = Counter("qa_index_reloads", "Index reloads by result", ["result"], registry=self.registry)
+        for result in ("success", "failure"):
+            self.reloads.labels(result=result)
+
+    def serving(self, build_id: str, model: str, entries: int) -> None:
+        self.index_info.clear()
+        self.index_info.labels(build_id=build_id, model=model).set(1)
+        self.index_entries.set(entries)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request by its route template (not the raw path: ids stay out of labels)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(method=scope.get("method", ""), route=route, status=str(status)).inc()
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
