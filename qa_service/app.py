@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -288,6 +289,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         else None
     )
     app.add_middleware(Guards, max_body_bytes=settings.max_body_bytes, buckets=buckets)
+    if settings.cors_origins:  # browsers on these origins only (the widget), never "*"
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"],
+            max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts what the guards refuse too
 
     policy = policy_from_settings(settings)

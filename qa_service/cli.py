@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from qa_service import __version__
 from qa_service.errors import QaError
+from qa_service.logs import configure_logging
 from qa_service.settings import Settings
 
 logger = logging.getLogger("qa_service")
@@ -36,12 +37,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         if value is not None
     }
     return Settings(**overrides)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("faiss", "sentence_transformers", "transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,7 +205,13 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from qa_service.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through the handler configured above (text or JSON)
+    )
     return 0
 
 
@@ -508,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors = "; ".join(f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         print(f"qa-service: error: invalid setting: {errors}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         code: int = args.handler(args, settings)
     except QaError as exc:

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from qa_service.logs import request_id as current_request_id
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -85,6 +87,7 @@ class Guards:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         request_id = headers.get(b"x-request-id", b"")[:64].decode("latin-1") or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = current_request_id.set(request_id)
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode("latin-1"))]
 
         async def send_with_headers(message: Message) -> None:
@@ -124,7 +127,10 @@ class Guards:
                 )
                 return
             receive = _replay(body, receive)
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            current_request_id.reset(token)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it grows past the limit (chunked bodies have no length)."""

@@ -7,6 +7,7 @@ here runs at import time. Every field is documented in the README (a test checks
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -137,6 +138,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `qa-service serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `qa-service serve` listens on.")
     log_level: str = Field("INFO", description="Logging level of the CLI and the server.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object each.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Web origins (https://clinic.example) allowed to call the API from a browser."
+    )
 
     @field_validator("languages")
     @classmethod

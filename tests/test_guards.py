@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator
 
+import pytest
 from fastapi.testclient import TestClient
 
 from qa_service.guards import TokenBuckets
+from qa_service.logs import configure_logging
 from qa_service.settings import Settings
 
 
@@ -58,3 +62,38 @@ def test_security_headers_and_request_ids(client: TestClient) -> None:
     assert len(generated) == 32
     error = client.get("/nope")
     assert error.status_code == 404 and error.headers["referrer-policy"] == "no-referrer"
+
+
+def test_cors_allows_only_the_configured_origins(
+    built_settings: Settings, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(built_settings.model_copy(update={"cors_origins": ["https://clinic.example"]}))
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+    allowed = client.options("/v1/ask", headers={"origin": "https://clinic.example", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://clinic.example"
+    other = client.options("/v1/ask", headers={"origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+    simple = client.post("/v1/ask", json={"question": "hi"}, headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_json_logs_carry_the_request_id_and_question_text_only_when_asked(
+    built_settings: Settings, client_for: Callable[[Settings], TestClient], capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = client_for(built_settings)
+    verbose = client_for(built_settings.model_copy(update={"log_questions": True}))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "json")
+        quiet.post("/v1/ask", json={"question": "secret banana question"}, headers={"x-request-id": "r-1"})
+        verbose.post("/v1/ask", json={"question": "open banana question"}, headers={"x-request-id": "r-2"})
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert "secret banana" not in json.dumps(lines)
+    [asked] = [line for line in lines if "open banana" in line["message"]]
+    assert asked["request_id"] == "r-2" and asked["logger"] == "qa_service.app"
