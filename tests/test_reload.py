@@ -3,6 +3,11 @@ broken one while the old keeps serving, and the previous build can be restored."
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +19,9 @@ from pydantic import SecretStr
 from qa_service.builder import build_index
 from qa_service.cli import main
 from qa_service.corpus import dump_corpus, load_corpus
-from qa_service.index import BUILDS_DIR, VECTORS, current_build_id, list_builds
+from qa_service.index import BUILDS_DIR, VECTORS, current_build_id, list_builds, load_index
 from qa_service.settings import Settings
+from tests.conftest import ROOT
 from tests.fakes import HashingEmbedder
 
 KEY = "s3cret-admin-key"
@@ -125,3 +131,37 @@ def test_builds_and_rollback_cli(
     assert main(["rollback", "--to", second, *args]) == 0 and current_build_id(built_settings.index_dir) == second
     assert main(["rollback", "--to", "nope", *args]) == 1
     assert sorted(list_builds(built_settings.index_dir)) == sorted([first, second])
+
+
+BUILDER = """
+import sys
+from pathlib import Path
+from qa_service.builder import build_index
+from qa_service.settings import Settings
+from tests.fakes import HashingEmbedder
+settings = Settings(_env_file=None, corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]),
+                    model=HashingEmbedder().name, keep_builds=2)
+while True:
+    build_index(settings, HashingEmbedder())
+    print("published", flush=True)
+"""
+
+
+def test_killing_a_build_at_any_moment_leaves_a_loadable_index(built_settings: Settings) -> None:
+    """Builds run back to back in a subprocess that gets kill -9 at varied moments (mid-write,
+    mid-publish, mid-prune); the index must always load, and the next build must succeed."""
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-c", BUILDER, str(built_settings.corpus_dir), str(built_settings.index_dir)]
+    for _ in range(6):
+        builder = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+        assert builder.stdout is not None
+        builder.stdout.readline()  # the interpreter is up and one build went through
+        time.sleep(rng.uniform(0.0, 0.3))
+        builder.send_signal(signal.SIGKILL)
+        builder.wait()
+        builder.stdout.close()
+        index = load_index(built_settings.index_dir, model=built_settings.model)  # checksums verified
+        assert len(index.entries) == 7
+    build_index(built_settings, HashingEmbedder())  # leftovers of killed builds do not get in the way
+    assert not [p for p in (built_settings.index_dir / BUILDS_DIR).iterdir() if p.name.startswith(".tmp-")]
