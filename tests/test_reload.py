@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,7 @@ def test_builds_and_rollback_cli(
 
 BUILDER = """
 import sys
+import threading
 from pathlib import Path
 from qa_service.builder import build_index
 from qa_service.settings import Settings
@@ -165,3 +167,35 @@ def test_killing_a_build_at_any_moment_leaves_a_loadable_index(built_settings: S
         assert len(index.entries) == 7
     build_index(built_settings, HashingEmbedder())  # leftovers of killed builds do not get in the way
     assert not [p for p in (built_settings.index_dir / BUILDS_DIR).iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_swapping_the_index_under_load_drops_no_request(
+    admin_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(admin_settings.model_copy(update={"rate_limit_per_minute": 0}))
+    old = answer_of(client)
+    stop = threading.Event()
+    results: list[tuple[int, str]] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            response = client.post("/v1/ask", json={"question": QUESTION})
+            body = response.json()
+            results.append((response.status_code, (body.get("answer") or {}).get("answer", "")))
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.3)
+        publish(admin_settings, fake_embedder, "The new answer, served without a restart.")
+        assert client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert len(results) > 20 and all(status == 200 for status, _ in results)
+    answers = [answer for _, answer in results]
+    assert answers[0] == old and answers[-1] == "The new answer, served without a restart."
+    assert set(answers) == {old, "The new answer, served without a restart."}
