@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from qa_service.answering import Candidate, Decision, Status
 from qa_service.corpus import FaqEntry, Source
@@ -12,6 +12,14 @@ from qa_service.index import IndexManifest
 
 # The hard ceiling of the schema; the configured limit (QA_MAX_QUESTION_CHARS) is checked by the core.
 QUESTION_SCHEMA_MAX = 20000
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema counts 20.0 as the integer 20; strings and fractions stay errors."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+TopK = Annotated[StrictInt, Field(ge=1, le=20), BeforeValidator(_whole)]
 
 
 class AskRequest(BaseModel):
@@ -24,8 +32,8 @@ class AskRequest(BaseModel):
         description="The patient's question, free text.",
         examples=["How long will my back spasm last?"],
     )
-    top_k: StrictInt | None = Field(
-        None, ge=1, le=20, description="How many alternatives to return at most (default: QA_DEFAULT_TOP_K)."
+    top_k: TopK | None = Field(
+        None, description="How many alternatives to return at most (default: QA_DEFAULT_TOP_K)."
     )
 
     @field_validator("question")
