@@ -126,3 +126,85 @@ def measure_http(base_url: str, questions: Sequence[str], *, warmup: int = 5) ->
             timings.append(time.perf_counter() - started)
             response.raise_for_status()
     return LatencySummary.of(timings)
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise QaError(f"no VmRSS for process {pid}")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    failures: int
+    concurrency: int
+    seconds: float
+    latency: LatencySummary
+    rss_start_mb: float  # after the warm-up
+    rss_end_mb: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "concurrency": self.concurrency,
+            "seconds": round(self.seconds, 2),
+            "requests_per_second": round(self.requests / self.seconds, 1),
+            "latency_ms": self.latency.__dict__,
+            "rss_start_mb": round(self.rss_start_mb, 1),
+            "rss_end_mb": round(self.rss_end_mb, 1),
+            "rss_growth": round(self.rss_end_mb / self.rss_start_mb - 1, 4),
+        }
+
+
+async def _drive(base_url: str, questions: Sequence[str], total: int, concurrency: int) -> tuple[list[float], int]:
+    """``total`` requests cycling through ``questions``, ``concurrency`` at a time; (latencies, failures)."""
+    import asyncio
+
+    latencies: list[float] = []
+    failures = 0
+    next_index = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal next_index, failures
+            while next_index < total:
+                question = questions[next_index % len(questions)]
+                next_index += 1
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/v1/ask", json={"question": question})
+                    if response.status_code != 200:
+                        failures += 1
+                except httpx.HTTPError:
+                    failures += 1
+                latencies.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, failures
+
+
+def measure_load(
+    server: ServerProcess, questions: Sequence[str], *, total: int, concurrency: int, warmup: int = 500
+) -> LoadResult:
+    """A bounded load test against a running server: failures, latency, throughput, memory growth."""
+    import asyncio
+
+    asyncio.run(_drive(server.base_url, questions, min(warmup, total), concurrency))
+    rss_start = resident_mb(server.process.pid)
+    started = time.perf_counter()
+    latencies, failures = asyncio.run(_drive(server.base_url, questions, total, concurrency))
+    seconds = time.perf_counter() - started
+    return LoadResult(
+        total,
+        failures,
+        concurrency,
+        seconds,
+        LatencySummary.of(latencies),
+        rss_start,
+        resident_mb(server.process.pid),
+    )

@@ -311,7 +311,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.bench import load_questions, measure_http, measure_in_process, start_server
+    from qa_service.bench import load_questions, measure_http, measure_in_process, measure_load, start_server
     from qa_service.engine import load_engine
 
     questions = load_questions(args.questions)[: args.limit]
@@ -320,15 +320,18 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     server = start_server({"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model})
     try:
         http = measure_http(server.base_url, questions)
+        load = measure_load(server, questions, total=args.load, concurrency=args.concurrency) if args.load else None
     finally:
         server.stop()
-    results = {
+    results: dict[str, object] = {
         "questions": len(questions),
         "in_process_ms": floor.__dict__,
         "http_c1_ms": http.__dict__,
         "http_p50_over_floor_p50": round(http.p50_ms / floor.p50_ms, 3),
         "cold_start_s": round(server.cold_start_s, 2),
     }
+    if load is not None:
+        results["load"] = load.as_dict()
     if args.json:
         print(json.dumps(results))
         return 0
@@ -338,6 +341,14 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{label:<24}{row.p50_ms:>10.2f}{row.p95_ms:>10.2f}{row.p99_ms:>10.2f}{row.mean_ms:>10.2f}")
     print(f"HTTP p50 / floor p50: {results['http_p50_over_floor_p50']:.2f}")
     print(f"cold start (process start to /readyz OK): {server.cold_start_s:.2f}s")
+    if load is not None:
+        row = load.latency
+        print(
+            f"load: {load.requests} requests at concurrency {load.concurrency}: {load.failures} failed, "
+            f"{load.requests / load.seconds:.0f} req/s, p50 {row.p50_ms:.1f} / p95 {row.p95_ms:.1f} / "
+            f"p99 {row.p99_ms:.1f} ms, server memory {load.rss_start_mb:.0f} -> {load.rss_end_mb:.0f} MiB "
+            f"({load.rss_end_mb / load.rss_start_mb - 1:+.1%})"
+        )
     return 0
 
 
@@ -494,6 +505,10 @@ def _parser() -> argparse.ArgumentParser:
         help="JSONL files with a 'query' field (distinct questions are used)",
     )
     command.add_argument("--limit", type=int, default=300, help="questions to use at most (default 300)")
+    command.add_argument(
+        "--load", type=int, default=0, metavar="N", help="also send N requests (cycling the questions) after a warm-up"
+    )
+    command.add_argument("--concurrency", type=int, default=64, help="concurrent requests of --load (default 64)")
     command.add_argument("--json", action="store_true", help="print one JSON object")
     index_options(command)
     command.set_defaults(handler=_cmd_bench)

@@ -32,9 +32,7 @@ class AskRequest(BaseModel):
         description="The patient's question, free text.",
         examples=["How long will my back spasm last?"],
     )
-    top_k: TopK | None = Field(
-        None, description="How many alternatives to return at most (default: QA_DEFAULT_TOP_K)."
-    )
+    top_k: TopK | None = Field(None, description="How many alternatives to return at most (default: QA_DEFAULT_TOP_K).")
 
     @field_validator("question")
     @classmethod

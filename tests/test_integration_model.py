@@ -97,3 +97,19 @@ def test_seed_phrasings_and_off_topic_questions(real_embedder: SentenceTransform
     assert metrics["p_at_1"] >= 0.95
     assert metrics["answered_correct"] >= 0.95
     assert metrics["declined_noanswer"] >= 0.95
+
+
+def test_bench_runs_the_server_and_a_bounded_load(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """The harness works end to end (how fast is for BENCHMARKS.md, not for tests)."""
+    args = ["--index-dir", str(seed_settings.index_dir), "--model", seed_settings.model]
+    questions = str(DATA / "seed_queries.jsonl")
+    assert (
+        main(
+            ["bench", "--questions", questions, "--limit", "20", "--load", "300", "--concurrency", "8", "--json", *args]
+        )
+        == 0
+    )
+    results = json.loads(capsys.readouterr().out)
+    assert results["questions"] == 20 and results["http_c1_ms"]["count"] == 20
+    load = results["load"]
+    assert load["requests"] == 300 and load["failures"] == 0 and load["rss_end_mb"] > 0
