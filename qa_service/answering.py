@@ -182,14 +182,15 @@ class Answerer:
     def ask_many(self, questions: Sequence[str], top_k: int = 3) -> list[Decision]:
         """Answer several questions with one encoder call. Red flags are checked first, always."""
         cleaned = [self.clean(question) for question in questions]
-        flags = [self.red_flags.check(text) if self.red_flags is not None else None for text in cleaned]
+        assessed = [self.red_flags.assess(text) if self.red_flags is not None else (None, None) for text in cleaned]
+        flags = [flag for flag, _ in assessed]
         foreign = [None if flag else self.language.detect(text) for text, flag in zip(cleaned, flags, strict=True)]
         to_rank = [
             text for text, flag, language in zip(cleaned, flags, foreign, strict=True) if not flag and language is None
         ]
         ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
         decisions = []
-        for text, flag, language in zip(cleaned, flags, foreign, strict=True):
+        for (flag, note), language in zip(assessed, foreign, strict=True):
             if flag is not None:
                 decisions.append(urgent_decision(flag, self.policy))
                 continue
@@ -197,11 +198,10 @@ class Answerer:
                 decision = self._foreign()
             else:
                 decision = decide(next(ranked), self.policy, self.confidence, top_k)
-            decisions.append(replace(decision, note=self._note(text), disclaimer=self.policy.disclaimer))
+            decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
 
-    def _note(self, text: str) -> str | None:
-        found = self.red_flags.note_for(text) if self.red_flags is not None else None
+    def _note(self, found: RedFlag | None) -> str | None:
         if found is None:
             return None
         return self.policy.dose_note if found.message == "dose" else self.policy.diagnosis_note

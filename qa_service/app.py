@@ -106,15 +106,15 @@ class ServiceState:
         self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
         self._reload_lock = threading.Lock()
 
-    def reload(self, *, force: bool = False) -> bool:
-        """Serve the build CURRENT names now, if it is new (or ``force``): load it fully, then swap.
+    def reload(self) -> bool:
+        """Serve the build CURRENT names now, if it is new: load it fully, then swap.
 
         Requests in flight finish on the engine they started with; a build that fails to load is
         refused (ReloadError) and the previous engine keeps serving. Returns whether it swapped."""
         with self._reload_lock:
             try:
                 build_id = current_build_id(self.settings.index_dir)
-                if self.engine is not None and build_id == self.engine.index.manifest.build_id and not force:
+                if self.engine is not None and build_id == self.engine.index.manifest.build_id:
                     self.reload_error = self.refused_build = None  # e.g. rolled back to the build being served
                     return False
                 red_flags = red_flags_from_settings(self.settings)

@@ -86,7 +86,6 @@ class Guards:
             return
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         request_id = headers.get(b"x-request-id", b"")[:64].decode("latin-1") or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
         token = current_request_id.set(request_id)
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode("latin-1"))]
 

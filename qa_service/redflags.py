@@ -204,15 +204,23 @@ class RedFlagRules:
                 if self._fires(rule, example):
                     raise RulesError(f"{where}: rule {model.id!r} fires on its counterexample {example!r}")
 
+    def assess(self, question: str) -> tuple[RedFlag | None, RedFlag | None]:
+        """(the first red-flag rule that fires, else None; the first note rule, when no red flag fired),
+        preparing the question once."""
+        text = self._prepare(question)
+        flag = self._first(self.rules, text)
+        return flag, None if flag is not None else self._first(self.notes, text)
+
     def check(self, question: str) -> RedFlag | None:
         """The first rule (in file order) that fires on the question, or None."""
-        text = self._prepare(question)
-        return next((RedFlag(r.id, r.description, r.message) for r in self.rules if self._fires_on(r, text)), None)
+        return self._first(self.rules, self._prepare(question))
 
     def note_for(self, question: str) -> RedFlag | None:
         """The first ``notes`` rule that fires: a question about one's own diagnosis or dose."""
-        text = self._prepare(question)
-        return next((RedFlag(r.id, r.description, r.message) for r in self.notes if self._fires_on(r, text)), None)
+        return self._first(self.notes, self._prepare(question))
+
+    def _first(self, rules: Sequence[_Rule], text: Sequence[_Clause]) -> RedFlag | None:
+        return next((RedFlag(r.id, r.description, r.message) for r in rules if self._fires_on(r, text)), None)
 
     def _fires(self, rule: _Rule, question: str) -> bool:
         return self._fires_on(rule, self._prepare(question))
