@@ -179,25 +179,30 @@ class Answerer:
     def ask(self, question: str, top_k: int = 3) -> Decision:
         return self.ask_many([question], top_k)[0]
 
-    def ask_many(self, questions: Sequence[str], top_k: int = 3) -> list[Decision]:
-        """Answer several questions with one encoder call. Red flags are checked first, always."""
+    def ask_many(self, questions: Sequence[str], top_k: int | Sequence[int] = 3) -> list[Decision]:
+        """Answer several questions with one encoder call. Red flags are checked first, always.
+
+        ``top_k`` is one limit for all, or one per question."""
         cleaned = [self.clean(question) for question in questions]
+        limits = [top_k] * len(cleaned) if isinstance(top_k, int) else list(top_k)
+        if len(limits) != len(cleaned):
+            raise ValueError("one top_k per question is needed")
         assessed = [self.red_flags.assess(text) if self.red_flags is not None else (None, None) for text in cleaned]
         flags = [flag for flag, _ in assessed]
         foreign = [None if flag else self.language.detect(text) for text, flag in zip(cleaned, flags, strict=True)]
         to_rank = [
             text for text, flag, language in zip(cleaned, flags, foreign, strict=True) if not flag and language is None
         ]
-        ranked = iter(self.candidates(to_rank, k=max(top_k + 1, 10)) if to_rank else [])
+        ranked = iter(self.candidates(to_rank, k=max(max(limits) + 1, 10)) if to_rank else [])
         decisions = []
-        for (flag, note), language in zip(assessed, foreign, strict=True):
+        for (flag, note), language, limit in zip(assessed, foreign, limits, strict=True):
             if flag is not None:
                 decisions.append(urgent_decision(flag, self.policy))
                 continue
             if language is not None:
                 decision = self._foreign()
             else:
-                decision = decide(next(ranked), self.policy, self.confidence, top_k)
+                decision = decide(next(ranked), self.policy, self.confidence, limit)
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import __version__
 from qa_service.answering import Decision, urgent_decision
+from qa_service.batching import AnswerCache, MicroBatcher, cache_key
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine, embedder_from_settings, load_engine, policy_from_settings, red_flags_from_settings
 from qa_service.errors import (
@@ -105,6 +106,24 @@ class ServiceState:
         self.reload_error: str | None = None
         self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
         self._reload_lock = threading.Lock()
+        self.cache = AnswerCache(settings.cache_size)
+        self.batcher = MicroBatcher(
+            max_batch=settings.batch_max,
+            window=settings.batch_window_ms / 1000,
+            on_batch=self.metrics.batch_size.observe,
+        )
+
+    async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:
+        """The decision for one question: from the cache, or batched with others asked meanwhile."""
+        text = engine.answerer.clean(question)  # an invalid question fails here, never in a batch
+        key = (engine.index.manifest.build_id, cache_key(text), top_k)
+        cached = self.cache.get(key)
+        self.metrics.cache.labels(result="miss" if cached is None else "hit").inc()
+        if cached is not None:
+            return cached
+        decision = await asyncio.wrap_future(self.batcher.submit(engine.answerer, text, top_k))
+        self.cache.put(key, decision)
+        return decision
 
     def reload(self) -> bool:
         """Serve the build CURRENT names now, if it is new: load it fully, then swap.
@@ -126,6 +145,7 @@ class ServiceState:
                 logger.error("new index refused, the previous one keeps serving: %s", exc.message)
                 raise ReloadError(f"new index refused, the previous one keeps serving: {exc.message}") from None
             self.red_flags, self.engine = red_flags, engine
+            self.cache.clear()  # keyed by build, so never stale; cleared to free the old build's entries
             self.not_ready_reason = self.reload_error = self.refused_build = None
             self.metrics.reloads.labels(result="success").inc()
             self._report_serving()
@@ -162,17 +182,23 @@ class ServiceState:
             logger.error("feedback storage unavailable: %s", exc.message)
 
     def close(self) -> None:
+        self.batcher.close()
         if self.store is not None:
             self.store.close()
 
+    def records(self, decision: Decision) -> bool:
+        """Whether this decision's question is kept for review (QA_RECORD_UNANSWERED)."""
+        return self.settings.record_unanswered and decision.status in ("no_answer", "clarify")
+
     def record_unanswered(self, question: str, decision: Decision) -> None:
-        if not self.settings.record_unanswered or decision.status not in ("no_answer", "clarify"):
+        status = decision.status
+        if not self.settings.record_unanswered or status not in ("no_answer", "clarify"):
             return
         if self.store is None:
             logger.warning("unanswered question not recorded: %s", self.store_error)
             return
         try:
-            self.store.add_unanswered(question, decision.status, [c.entry.id for c in decision.alternatives])
+            self.store.add_unanswered(question, status, [c.entry.id for c in decision.alternatives])
         except StorageError as exc:
             logger.warning("unanswered question not recorded: %s", exc.message)
 
@@ -302,18 +328,20 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     policy = policy_from_settings(settings)
 
     @app.post("/v1/ask", response_model=AskResponse, responses=_ERROR_RESPONSES, tags=["questions"])
-    def ask(body: AskRequest, state: StateDep) -> AskResponse:
+    async def ask(body: AskRequest, state: StateDep) -> AskResponse:
         """Answer a question from the curated FAQ (or decline, or ask to clarify); escalate emergencies."""
-        if state.engine is None:
+        engine = state.engine
+        if engine is None:
             flag = state.red_flags.check(body.question) if state.red_flags is not None else None
             if flag is None:
                 raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
             metrics.decisions.labels(status="urgent").inc()
             return AskResponse.from_decision(urgent_decision(flag, policy))
-        decision = state.engine.answerer.ask(body.question, body.top_k or settings.default_top_k)
+        decision = await state.answer(engine, body.question, body.top_k or settings.default_top_k)
         if settings.log_questions:
             logger.info("question %r -> %s", scrub(body.question), decision.status)
-        state.record_unanswered(body.question, decision)
+        if state.records(decision):  # a database write: off the event loop
+            await run_in_threadpool(state.record_unanswered, body.question, decision)
         metrics.decisions.labels(status=decision.status).inc()
         return AskResponse.from_decision(decision)
 

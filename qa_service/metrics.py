@@ -32,6 +32,17 @@ class Metrics:
             "qa_index_info", "The index build being served (value 1)", ["build_id", "model"], registry=self.registry
         )
         self.reloads = Counter("qa_index_reloads", "Index reloads by result", ["result"], registry=self.registry)
+        self.cache = Counter(
+            "qa_answer_cache", "Questions looked up in the answer cache by result", ["result"], registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "qa_batch_questions",
+            "Questions answered per encoder call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
+        for result in ("hit", "miss"):
+            self.cache.labels(result=result)
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
 
@@ -62,6 +73,10 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                # the server's own time, for clients and benchmarks (W3C Server-Timing)
+                elapsed = (time.perf_counter() - started) * 1000
+                timing = (b"server-timing", f"app;dur={elapsed:.3f}".encode())
+                message["headers"] = [*message.get("headers", ()), timing]
             await send(message)
 
         try:

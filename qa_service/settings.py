@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         60.0, ge=0.0, le=1_000_000, description="Questions and feedback per client IP per minute (0: no limit)."
     )
     rate_limit_burst: int = Field(20, ge=1, le=100_000, description="Requests a client may send at once.")
+    batch_max: int = Field(
+        32, ge=1, le=256, description="Most questions answered in one encoder call when requests arrive together."
+    )
+    batch_window_ms: float = Field(
+        2.0, ge=0.0, le=100.0, description="While busy, how long the batcher waits for more questions (ms)."
+    )
+    cache_size: int = Field(
+        4096, ge=0, le=1_000_000, description="Decisions kept for repeated questions (0: no cache)."
+    )
     reload_poll_seconds: float = Field(
         2.0, ge=0.0, le=3600, description="How often the server checks for a newly published index (0: never)."
     )

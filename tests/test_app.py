@@ -194,7 +194,7 @@ def test_unexpected_errors_do_not_leak_internals(client: TestClient, monkeypatch
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret /srv/internal/path")
 
-    monkeypatch.setattr(Answerer, "ask", explode)
+    monkeypatch.setattr(Answerer, "ask_many", explode)
     with TestClient(client.app, raise_server_exceptions=False) as raw:
         error = assert_error(raw.post("/v1/ask", json={"question": "hi"}), 500, "internal_error")
     assert "secret" not in error["message"]
