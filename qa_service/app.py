@@ -60,6 +60,7 @@ from qa_service.schemas import (
 )
 from qa_service.settings import Settings
 from qa_service.storage import FeedbackStore, SQLiteFeedbackStore
+from qa_service.web import add_web_routes
 
 logger = logging.getLogger(__name__)
 
@@ -417,6 +418,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         assert state.engine is not None  # reload() raised otherwise
         return ReloadResponse(reloaded=swapped, index=IndexSummary.from_manifest(state.engine.index.manifest))
 
+    add_web_routes(app, settings)  # the chat widget and its demo page
     return app
 
 

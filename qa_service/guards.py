@@ -20,6 +20,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Added to every response that does not set the header itself (the widget's files, for one, may be
+# loaded by other sites: they send Cross-Origin-Resource-Policy: cross-origin).
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -91,7 +93,9 @@ class Guards:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(header for header in extra if header[0] not in present)]
             await send(message)
 
         path, method = scope.get("path", ""), scope.get("method", "GET")

@@ -6,6 +6,7 @@ here runs at import time. Every field is documented in the README (a test checks
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -151,6 +152,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Web origins (https://clinic.example) allowed to call the API from a browser."
     )
+    clinic_name: str = Field(
+        "Our clinic", min_length=1, max_length=120, description="Clinic name on the demo page (/demo) and its widget."
+    )
+    clinic_phone: str = Field("", max_length=40, description="Clinic phone number for the demo page's widget.")
+    clinic_contact_url: str = Field(
+        "", max_length=2000, description="Clinic contact page (http/https) linked by the demo page's widget."
+    )
 
     @field_validator("languages")
     @classmethod
@@ -160,6 +168,14 @@ class Settings(BaseSettings):
         unknown = [code for code in value if code not in CANDIDATE_LANGUAGES]
         if unknown:
             raise ValueError(f"unknown language code(s) {unknown}; use codes among {', '.join(CANDIDATE_LANGUAGES)}")
+        return value
+
+    @field_validator("clinic_contact_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^\s/?#]+", value, flags=re.IGNORECASE):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
     @field_validator("log_level")
