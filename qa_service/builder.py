@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +17,29 @@ from tqdm import tqdm
 
 from qa_service.calibration import offtopic_statistics, reference_questions
 from qa_service.corpus import FaqEntry, hash_entries, load_corpus
-from qa_service.duplicates import find_near_duplicates
-from qa_service.embedder import Embedder, FineTuneReport, TrainableEmbedder, canonical_model_name
+from qa_service.duplicates import KnownPairs, find_near_duplicates
+from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
+from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name, create_embedder
 from qa_service.engine import weights_from_settings
 from qa_service.errors import IndexUnavailableError
 from qa_service.index import (
     BUILDS_DIR,
+    ENTRIES,
     FIELD_NAMES,
+    MODEL_DIR,
+    NEAR_DUPLICATES,
     BuildContent,
     IndexManifest,
     build_in_memory,
     current_build_id,
+    library_versions,
     publish_build,
     read_manifest,
 )
 from qa_service.keywords import KeywordIndex
 from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
-from qa_service.training import epochs_for, plan_training, training_pairs
+from qa_service.training import TrainingPair, epochs_for, plan_training, training_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +81,109 @@ FINETUNE_MAX_EPOCHS = 4
 FINETUNE_MAX_SEQ_LENGTH = 128
 
 
+@dataclass(frozen=True)
+class PreviousBuild:
+    """The build being served when a new one starts: what can be reused from it."""
+
+    path: Path
+    manifest: IndexManifest
+
+    @classmethod
+    def of(cls, index_dir: Path) -> PreviousBuild | None:
+        try:
+            path = index_dir / BUILDS_DIR / current_build_id(index_dir)
+            return cls(path, read_manifest(path))
+        except IndexUnavailableError:
+            return None
+
+
+@dataclass(frozen=True)
+class AdaptedModel:
+    """The encoder a build embeds with, and how it came about."""
+
+    encoder: Embedder
+    fine_tune: dict[str, object] | None = None  # recorded in the manifest
+    save_model: Callable[[Path], None] | None = None  # writes the model (and what it was trained on)
+
+    @property
+    def embedding_key(self) -> str:
+        return embedding_key(canonical_model_name(self.encoder.name), self.fine_tune, library_versions())
+
+
+def embedding_key(model: str, fine_tune: Mapping[str, object] | None, libraries: Mapping[str, str]) -> str:
+    """Identity of the vectors a model produces: its name, what it was trained on, the libraries."""
+    trained = "base" if not fine_tune else f"{fine_tune.get('training_key')}:{fine_tune.get('steps')}"
+    versions = [libraries.get(name, "") for name in ("torch", "sentence-transformers", "transformers")]
+    return model_key(model, trained, *versions)
+
+
+def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
+    """Short content hashes of entries (what a fine-tuned model was trained on)."""
+    return sorted(hash_entries([entry])[7:23] for entry in entries)
+
+
+def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, settings: Settings) -> str:
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps(
+            [model, settings.finetune_learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]
+        ).encode()
+    )
+    for pair in pairs:
+        digest.update(json.dumps(asdict(pair)).encode())
+    return digest.hexdigest()[:24]
+
+
+def _reusable(previous: PreviousBuild | None, model: str, settings: Settings) -> Path | None:
+    """The previous build's fine-tuned model folder, if it was trained the way this build would train."""
+    if previous is None or previous.manifest.model != model or not previous.manifest.fine_tune:
+        return None
+    tune = previous.manifest.fine_tune
+    folder = previous.path / MODEL_DIR
+    same = (
+        tune.get("learning_rate") == settings.finetune_learning_rate
+        and tune.get("seed") == settings.finetune_seed
+        and tune.get("max_steps", settings.finetune_max_steps) == settings.finetune_max_steps
+        and (folder / TRAINED_ON).is_file()
+        and tune.get("training_key")
+    )
+    return folder if same else None
+
+
+TRAINED_ON = "trained_on.json"  # in model/: digests of the entries the model was trained on
+
+
+def _copy_model(source: Path) -> Callable[[Path], None]:
+    def save(folder: Path) -> None:
+        def link(src: str, dst: str) -> None:  # builds are immutable: hard links are safe and instant
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+        shutil.copytree(source, folder, copy_function=link)
+
+    return save
+
+
 def adapt_model(
-    entries: Sequence[FaqEntry], embedder: Embedder, settings: Settings
-) -> tuple[Embedder, FineTuneReport | None]:
-    """The embedder to index with: fine-tuned on the corpus when enabled and possible."""
+    entries: Sequence[FaqEntry],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    previous: PreviousBuild | None = None,
+    retrain: bool = False,
+) -> AdaptedModel:
+    """The embedder to index with: fine-tuned on the corpus when enabled and possible.
+
+    The previous build's fine-tuned model is reused, without training, when it was trained the same
+    way on entries of which at most ``QA_FINETUNE_RETRAIN_SHARE`` have changed since (edits, additions
+    and removals): a small edit then costs seconds, not a training run. ``retrain`` always trains."""
     if not settings.finetune or not isinstance(embedder, TrainableEmbedder):
-        return embedder, None
+        return AdaptedModel(embedder)
     pairs = training_pairs(entries, seed=settings.finetune_seed)
     if len(pairs) < 2:
-        return embedder, None
+        return AdaptedModel(embedder)
     epochs = epochs_for(
         len(pairs), FINETUNE_BATCH_SIZE, target_steps=FINETUNE_TARGET_STEPS, max_epochs=FINETUNE_MAX_EPOCHS
     )
@@ -91,6 +194,28 @@ def adapt_model(
         max_steps=settings.finetune_max_steps,
         seed=settings.finetune_seed,
     )
+    model = canonical_model_name(embedder.name)
+    key = _training_key(pairs, plan.steps, model, settings)
+    digests = entry_digests(entries)
+    folder = None if retrain else _reusable(previous, model, settings)
+    if folder is not None and previous is not None and previous.manifest.fine_tune is not None:
+        trained_on = set(json.loads((folder / TRAINED_ON).read_text(encoding="utf-8")))
+        changed = len(trained_on.symmetric_difference(digests)) / max(1, len(trained_on) + len(digests))
+        if previous.manifest.fine_tune.get("training_key") == key or changed <= settings.finetune_retrain_share:
+            logger.info(
+                "reusing the fine-tuned model of build %s (%.2f%% of entries changed since it was trained)",
+                previous.manifest.build_id,
+                100 * changed,
+            )
+            reused = create_embedder(
+                model, device=settings.device, torch_threads=settings.torch_threads, path=folder
+            )  # loaded only if a text is missing from the embedding cache
+            fine_tune = {
+                **previous.manifest.fine_tune,
+                "reused_from": previous.manifest.build_id,
+                "changed_since_training": round(changed, 4),
+            }
+            return AdaptedModel(reused, fine_tune, _copy_model(folder))
     logger.info("fine-tuning on %d pairs: %d steps (%d epochs)", len(pairs), plan.steps, epochs)
     trained, report = embedder.fine_tuned(
         plan,
@@ -105,7 +230,13 @@ def adapt_model(
             report.steps,
             plan.steps,
         )
-    return trained, report
+
+    def save(folder: Path) -> None:
+        trained.save(folder)
+        (folder / TRAINED_ON).write_text(json.dumps(digests), encoding="utf-8")
+
+    fine_tune = {**asdict(report), "max_steps": settings.finetune_max_steps, "training_key": key}
+    return AdaptedModel(trained, fine_tune, save)
 
 
 def build_settings(settings: Settings) -> dict[str, object]:
@@ -133,13 +264,25 @@ def keyword_texts(entries: Sequence[FaqEntry]) -> list[list[str]]:
 
 
 def prepare_build(
-    entries: Sequence[FaqEntry], embedder: Embedder, settings: Settings, *, progress: bool = False
+    entries: Sequence[FaqEntry],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    progress: bool = False,
+    index_dir: Path | None = None,
+    retrain: bool = False,
 ) -> BuildContent:
-    """Adapt the model, embed the entries' texts, index their keywords; nothing is written."""
+    """Adapt the model, embed the entries' texts, index their keywords; nothing is written.
+
+    With ``index_dir``, the build being served there lends what has not changed: its fine-tuned
+    model (see ``adapt_model``), the vectors of unchanged texts (embedding cache) and its
+    near-duplicate pairs among unchanged entries."""
     started = time.perf_counter()
     kept, dropped = served_entries(entries, settings.exclude_flags)
     embedder.load()
-    encoder, report = adapt_model(kept, embedder, settings)
+    previous = PreviousBuild.of(index_dir) if index_dir is not None else None
+    adapted = adapt_model(kept, embedder, settings, previous=previous, retrain=retrain)
+    cache = EmbeddingCache(index_dir / CACHE_DIR if index_dir else None, adapted.embedding_key, embedder.dimension)
     row_entry: list[int] = []
     row_field: list[int] = []
     texts: list[str] = []
@@ -153,9 +296,7 @@ def prepare_build(
         def advance(count: int) -> None:
             bar.update(count)
 
-        vectors = encoder.encode(texts, batch_size=settings.encode_batch_size, on_batch=advance)
-    if not len(vectors):
-        vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        vectors = cache.encode(adapted.encoder, texts, batch_size=settings.encode_batch_size, on_batch=advance)
     content = BuildContent(
         entries=kept,
         vectors=vectors,
@@ -169,23 +310,52 @@ def prepare_build(
         keywords=KeywordIndex.build(keyword_texts(kept)) if kept else None,
         keyword_fields=["question+alternates", "question+answer"] if kept else [],
         build_settings=build_settings(settings),
-        fine_tune=asdict(report) if report is not None else None,
-        save_model=encoder.save if report is not None and isinstance(encoder, TrainableEmbedder) else None,
+        fine_tune=adapted.fine_tune,
+        save_model=adapted.save_model,
     )
     question_rows = content.row_field == FIELD_NAMES.index("question")
-    near = find_near_duplicates(kept, vectors[question_rows]) if kept else []
+    known = known_pairs(previous, kept, adapted.embedding_key) if previous is not None else None
+    near = find_near_duplicates(kept, vectors[question_rows], known=known) if kept else []
+    calibration = measure_offtopic(content, cache, adapted.encoder, settings)
+    cache.save(keep=[*texts, *reference_questions()])
+    logger.info("embedding cache: %d texts reused, %d embedded", cache.hits, cache.misses)
     return replace(
         content,
-        calibration=measure_offtopic(content, encoder, settings),
+        calibration=calibration,
         near_duplicates=[pair.as_dict() for pair in near],
+        build_seconds=time.perf_counter() - started,
     )
 
 
-def measure_offtopic(content: BuildContent, encoder: Embedder, settings: Settings) -> dict[str, float]:
+def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) -> KnownPairs | None:
+    """The previous build's near-duplicate pairs, when its question vectors are comparable to ours."""
+    manifest = previous.manifest
+    if embedding_key(manifest.model, manifest.fine_tune, manifest.libraries) != key:
+        return None
+    try:
+        old_questions = {
+            raw["id"]: raw["question"] for raw in json.loads((previous.path / ENTRIES).read_text(encoding="utf-8"))
+        }
+        old_pairs = json.loads((previous.path / NEAR_DUPLICATES).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    positions = {entry.id: position for position, entry in enumerate(entries)}
+    unchanged = frozenset(positions[e.id] for e in entries if old_questions.get(e.id) == e.question)
+    similar: dict[tuple[int, int], float] = {}
+    for pair in old_pairs:
+        first, second = positions.get(pair.get("first")), positions.get(pair.get("second"))
+        if first is not None and second is not None:
+            similar[(min(first, second), max(first, second))] = float(pair["question_similarity"])
+    return KnownPairs(unchanged, similar)
+
+
+def measure_offtopic(
+    content: BuildContent, cache: EmbeddingCache, encoder: Embedder, settings: Settings
+) -> dict[str, float]:
     """How high the reference off-topic questions score against this build (see calibration.py)."""
     questions = reference_questions()
     retriever = Retriever(build_in_memory(content), weights_from_settings(settings))
-    ranked = retriever.rank(encoder.encode(questions), questions, k=1)
+    ranked = retriever.rank(cache.encode(encoder, questions), questions, k=1)
     return offtopic_statistics([scored[0] for scored in ranked if scored])
 
 
@@ -212,11 +382,13 @@ def build_index(
     corpus_dir: Path | None = None,
     index_dir: Path | None = None,
     progress: bool = False,
+    retrain: bool = False,
 ) -> IndexManifest:
     """Load and validate the corpus, embed it, and publish a new index build atomically."""
     corpus = load_corpus(corpus_dir or settings.corpus_dir)
-    content = prepare_build(corpus.entries, embedder, settings, progress=progress)
-    manifest = publish_build(index_dir or settings.index_dir, content, keep_builds=settings.keep_builds)
+    index_dir = index_dir or settings.index_dir
+    content = prepare_build(corpus.entries, embedder, settings, progress=progress, index_dir=index_dir, retrain=retrain)
+    manifest = publish_build(index_dir, content, keep_builds=settings.keep_builds)
     logger.info(
         "published index build %s: %d entries, %d vectors, %d excluded by flags, %.1fs",
         manifest.build_id,

@@ -175,7 +175,7 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         print(f"building: {reason}")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    manifest = build_index(settings, embedder_from_settings(settings), progress=progress)
+    manifest = build_index(settings, embedder_from_settings(settings), progress=progress, retrain=args.retrain)
     print(
         f"built index {manifest.build_id} in {settings.index_dir}: {manifest.entry_count} entries, "
         f"{manifest.vector_count} vectors, model {manifest.model}, {manifest.build_seconds:.1f}s"
@@ -183,7 +183,13 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     if manifest.excluded_ids:
         flags = ", ".join(settings.exclude_flags)
         print(f"left out (flagged {flags}): {', '.join(manifest.excluded_ids)}")
-    if manifest.fine_tune:
+    if manifest.fine_tune and manifest.fine_tune.get("reused_from"):
+        tune = manifest.fine_tune
+        print(
+            f"fine-tuned model reused from build {tune['reused_from']} "
+            f"({tune['changed_since_training']:.1%} of entries changed since it was trained; --retrain to train again)"
+        )
+    elif manifest.fine_tune:
         tune = manifest.fine_tune
         print(f"model fine-tuned on the corpus: {tune['pairs']} pairs, {tune['steps']} steps, {tune['seconds']:.0f}s")
     if manifest.near_duplicate_pairs:
@@ -449,6 +455,11 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show a progress bar (default: when stderr is a terminal)",
+    )
+    command.add_argument(
+        "--retrain",
+        action="store_true",
+        help="fine-tune the model again even if the served build's fine-tuned model could be reused",
     )
     command.add_argument(
         "--if-stale",

@@ -46,10 +46,26 @@ def answer_overlap(first: str, second: str) -> float:
     return len(a & b) / len(a | b)
 
 
+@dataclass(frozen=True)
+class KnownPairs:
+    """What an earlier build found, for entries whose question vectors have not changed since:
+    their similarities to each other are known, so only the changed entries need comparing."""
+
+    unchanged: frozenset[int]  # positions (in the new entries) of entries with the same question vector
+    similar: dict[tuple[int, int], float]  # (first, second) positions, first < second: pairs found then
+
+
 def find_near_duplicates(
-    entries: Sequence[FaqEntry], question_vectors: npt.NDArray[np.float32], *, threshold: float = SAME_QUESTION
+    entries: Sequence[FaqEntry],
+    question_vectors: npt.NDArray[np.float32],
+    *,
+    threshold: float = SAME_QUESTION,
+    known: KnownPairs | None = None,
 ) -> list[NearDuplicate]:
-    """Pairs of entries (by position order) whose questions mean the same, most similar first."""
+    """Pairs of entries (by position order) whose questions mean the same, most similar first.
+
+    With ``known``, pairs among unchanged entries come from the earlier build and only the other
+    entries are compared with all: the same result, without comparing every pair again."""
     found: dict[tuple[int, int], float] = {}
     keys: dict[str, int] = {}
     for position, entry in enumerate(entries):
@@ -59,13 +75,21 @@ def find_near_duplicates(
         else:
             keys[key] = position
     count = len(entries)
-    for start in range(0, count, _CHUNK):
-        block = question_vectors[start : start + _CHUNK] @ question_vectors.T
+    rows_to_compare = np.arange(count)
+    if known is not None:
+        for pair, similarity in known.similar.items():
+            if pair[0] in known.unchanged and pair[1] in known.unchanged:
+                found.setdefault(pair, similarity)
+        rows_to_compare = np.array([p for p in range(count) if p not in known.unchanged], dtype=np.int64)
+    for start in range(0, len(rows_to_compare), _CHUNK):
+        chunk = rows_to_compare[start : start + _CHUNK]
+        block = question_vectors[chunk] @ question_vectors.T
         rows, cols = np.nonzero(block >= threshold)
         for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-            first = start + row
-            if col > first:
-                found.setdefault((first, col), float(block[row, col]))
+            first = int(chunk[row])
+            if col != first:
+                pair = (min(first, col), max(first, col))
+                found.setdefault(pair, float(block[row, col]))
     pairs = []
     for (first, second), similarity in found.items():
         overlap = answer_overlap(entries[first].answer, entries[second].answer)

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     )
     finetune_learning_rate: float = Field(5e-5, gt=0, le=1e-2, description="Learning rate of build-time training.")
     finetune_seed: int = Field(0, ge=0, description="Seed of build-time training (same seed, same model).")
+    finetune_retrain_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of entries changed since the served model was fine-tuned above which a build trains again.",
+    )
 
     answer_threshold: float = Field(
         0.46,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from qa_service.builder import build_index
+from qa_service.corpus import dump_corpus, load_corpus
 from qa_service.embedder import SentenceTransformerEmbedder
 from qa_service.engine import load_engine
 from qa_service.index import load_index
@@ -56,3 +57,48 @@ def test_training_time_is_bounded(
     assert manifest.fine_tune is not None
     assert manifest.fine_tune["stopped_by_time_limit"] is True and manifest.fine_tune["steps"] == 0
     assert load_index(settings.index_dir, model=DEFAULT_MODEL).manifest.build_id == manifest.build_id
+
+
+def test_a_small_edit_reuses_the_fine_tuned_model_and_retrain_trains_again(
+    tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    settings = make_settings(tmp_path, model=DEFAULT_MODEL, finetune_retrain_share=0.25)
+    first = build_index(settings, real_embedder)
+    assert first.fine_tune is not None and "reused_from" not in first.fine_tune
+    corpus = load_corpus(settings.corpus_dir)
+    edited = [
+        e.model_copy(update={"answer": "Walking for ten minutes three times a day eases a back spasm."})
+        if e.id == "walking"
+        else e
+        for e in corpus.entries
+    ]
+    (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(edited))
+
+    second = build_index(settings, real_embedder)  # 1 of 7 served entries changed: 14% <= 25%
+    assert second.fine_tune is not None
+    assert second.fine_tune["reused_from"] == first.build_id
+    assert second.fine_tune["changed_since_training"] == pytest.approx(1 / second.entry_count, abs=1e-4)
+    assert second.files["model/model.safetensors"] == first.files["model/model.safetensors"]
+    engine = load_engine(settings, real_embedder)
+    answer = engine.answerer.ask("is walking good for back spasms").answer
+    assert answer is not None and answer.entry.answer.startswith("Walking for ten minutes")
+
+    third = build_index(settings, real_embedder, retrain=True)
+    assert third.fine_tune is not None and "reused_from" not in third.fine_tune
+    strict = build_index(settings.model_copy(update={"finetune_retrain_share": 0.0}), real_embedder)
+    assert strict.fine_tune is not None
+    assert strict.fine_tune["reused_from"] == third.build_id  # trained on exactly this corpus: reused
+
+
+def test_more_changes_than_the_share_train_again(
+    tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    settings = make_settings(tmp_path, model=DEFAULT_MODEL)  # default share 5%: any edit of 7 entries is more
+    build_index(settings, real_embedder)
+    corpus = load_corpus(settings.corpus_dir)
+    edited = [
+        e.model_copy(update={"answer": e.answer + " Ask us."}) if e.id == "massage" else e for e in corpus.entries
+    ]
+    (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(edited))
+    again = build_index(settings, real_embedder)
+    assert again.fine_tune is not None and "reused_from" not in again.fine_tune

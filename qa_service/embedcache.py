@@ -1,0 +1,131 @@
+"""An embedding cache for builds: texts already embedded by the same model are not embedded again.
+
+A rebuild after editing a few entries re-embeds only the changed texts. Vectors are keyed by the
+SHA-256 of the text, in one file per model identity (``model_key``): the base model's name, or for
+a fine-tuned model the hash of exactly what it was trained on (see builder.py), plus the library
+versions that could change its output. The cache is an optimisation only: a missing, unreadable or
+mismatched file is ignored (and rebuilt); it never changes what a build contains.
+
+Layout: ``<index_dir>/cache/embeddings-<key>.npz`` holding ``digests`` (n x 32 bytes) and
+``vectors`` (n x dimension, float32). Written atomically; only the newest few model files are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_service.embedder import Embedder
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = "cache"
+KEEP_MODEL_FILES = 3
+
+
+def text_digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def model_key(*parts: object) -> str:
+    """A short stable key for a model identity made of ``parts``."""
+    return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:24]
+
+
+class EmbeddingCache:
+    """Vectors of texts by text hash, for one model identity."""
+
+    def __init__(self, folder: Path | None, key: str, dimension: int) -> None:
+        """``folder`` None: a cache that remembers nothing between builds (e.g. evaluation runs)."""
+        self.folder = folder
+        self.key = key
+        self.dimension = dimension
+        self._rows: dict[bytes, npt.NDArray[np.float32]] = {}
+        self.hits = 0
+        self.misses = 0
+        if folder is not None:
+            self._read()
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.folder is None else self.folder / f"embeddings-{self.key}.npz"
+
+    def _read(self) -> None:
+        path = self.path
+        if path is None or not path.is_file():
+            return
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                digests, vectors = data["digests"], data["vectors"]
+            if digests.ndim != 2 or digests.shape[1] != 32 or vectors.shape != (len(digests), self.dimension):
+                raise ValueError("unexpected shapes")
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+            return
+        vectors = vectors.astype(np.float32, copy=False)
+        self._rows = {bytes(digest): vectors[row] for row, digest in enumerate(digests)}
+
+    def encode(
+        self,
+        encoder: Embedder,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Vectors of ``texts``: cached ones looked up, the others embedded (and remembered)."""
+        digests = [text_digest(text) for text in texts]
+        missing: dict[bytes, str] = {}
+        for digest, text in zip(digests, texts, strict=True):
+            if digest not in self._rows:
+                missing.setdefault(digest, text)
+        self.hits += len(texts) - sum(1 for digest in digests if digest in missing)
+        self.misses += len(missing)
+        if on_batch is not None and len(texts) > len(missing):
+            on_batch(len(texts) - len(missing))  # progress counts the texts found in the cache too
+        if missing:
+            fresh = encoder.encode(list(missing.values()), batch_size=batch_size, on_batch=on_batch)
+            for digest, vector in zip(missing, fresh, strict=True):
+                self._rows[digest] = vector
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(np.vstack([self._rows[digest] for digest in digests]), dtype=np.float32)
+
+    def save(self, keep: Sequence[str] | None = None) -> None:
+        """Write the cache (only the vectors of ``keep``, when given) atomically; prune old model files."""
+        path = self.path
+        if path is None or self.folder is None:
+            return
+        rows = self._rows
+        if keep is not None:
+            wanted = {text_digest(text) for text in keep}
+            rows = {digest: vector for digest, vector in rows.items() if digest in wanted}
+        digests = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 32)
+        vectors = np.vstack(list(rows.values())) if rows else np.zeros((0, self.dimension), dtype=np.float32)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, digests=digests, vectors=vectors.astype(np.float32, copy=False))
+            os.replace(tmp, path)
+        except OSError as exc:  # the build itself is fine; the next one just embeds more
+            logger.warning("could not write the embedding cache %s: %s", path, exc)
+            return
+        self._prune()
+
+    def _prune(self) -> None:
+        assert self.folder is not None
+        files = sorted(self.folder.glob("embeddings-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[KEEP_MODEL_FILES:]:
+            old.unlink(missing_ok=True)
+        for stale in self.folder.glob(".tmp-*"):  # left by a killed build (an hour is far longer than a save)
+            if time.time() - stale.stat().st_mtime > 3600:
+                stale.unlink(missing_ok=True)

@@ -1,0 +1,132 @@
+"""Incremental rebuilds: unchanged texts are not embedded again, and the result is the same as a
+build from scratch (vectors, near-duplicate report); a damaged cache only costs time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_service.builder import build_index
+from qa_service.corpus import FaqEntry, dump_corpus, load_corpus
+from qa_service.duplicates import KnownPairs, find_near_duplicates
+from qa_service.embedcache import CACHE_DIR, EmbeddingCache
+from qa_service.embedder import Vectors
+from qa_service.index import BUILDS_DIR, NEAR_DUPLICATES, load_index
+from qa_service.settings import Settings
+from tests.fakes import HashingEmbedder
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Remembers every text it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+    ) -> Vectors:
+        self.texts.extend(texts)
+        return super().encode(texts, batch_size=batch_size, on_batch=on_batch)
+
+
+def edit(settings: Settings, entry_id: str, **changes: object) -> None:
+    corpus = load_corpus(settings.corpus_dir)
+    entries = [e.model_copy(update=changes) if e.id == entry_id else e for e in corpus.entries]
+    (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(entries))
+
+
+def stored(settings: Settings) -> tuple[np.ndarray, list[dict[str, object]]]:
+    index = load_index(settings.index_dir, model=HashingEmbedder().name)
+    assert index.path is not None
+    return index.vectors.copy(), json.loads((index.path / NEAR_DUPLICATES).read_text())
+
+
+def test_a_rebuild_embeds_only_changed_texts_and_matches_a_fresh_build(tiny_settings: Settings) -> None:
+    embedder = CountingEmbedder()
+    build_index(tiny_settings, embedder)
+    first_count = len(embedder.texts)
+    assert first_count > 200  # the entries' texts and the 200 off-topic reference questions
+
+    embedder.texts.clear()
+    build_index(tiny_settings, embedder)  # nothing changed: nothing embedded
+    assert embedder.texts == []
+
+    edit(tiny_settings, "walking", answer="Walk for ten minutes, three times a day.")
+    build_index(tiny_settings, embedder)
+    assert embedder.texts == ["Is walking good for back spasms?\nWalk for ten minutes, three times a day."]
+
+    fresh = tiny_settings.model_copy(update={"index_dir": tiny_settings.index_dir.parent / "fresh"})
+    build_index(fresh, HashingEmbedder())
+    incremental_vectors, incremental_pairs = stored(tiny_settings)
+    fresh_vectors, fresh_pairs = stored(fresh)
+    assert np.array_equal(incremental_vectors, fresh_vectors)
+    assert incremental_pairs == fresh_pairs
+
+
+def test_a_damaged_cache_is_ignored(tiny_settings: Settings) -> None:
+    embedder = CountingEmbedder()
+    build_index(tiny_settings, embedder)
+    for path in (tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"):
+        path.write_bytes(b"not a numpy file")
+    embedder.texts.clear()
+    build_index(tiny_settings, embedder)
+    assert len(embedder.texts) > 200  # embedded again, and the build is served as usual
+    assert load_index(tiny_settings.index_dir, model=embedder.name).manifest.entry_count > 0
+
+
+def test_the_cache_keeps_only_the_current_texts(tmp_path: Path) -> None:
+    embedder = HashingEmbedder()
+    cache = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    cache.encode(embedder, ["a", "b", "c"])
+    cache.save(keep=["a", "c"])
+    again = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    counting = CountingEmbedder()
+    vectors = again.encode(counting, ["a", "b", "c"])
+    assert counting.texts == ["b"]
+    assert np.allclose(vectors, embedder.encode(["a", "b", "c"]))
+    other_model = EmbeddingCache(tmp_path, "other", embedder.dimension)
+    other_model.encode(counting, ["a"])
+    assert counting.texts == ["b", "a"]  # another model's vectors are never used
+
+
+def test_known_pairs_give_the_same_near_duplicates_as_comparing_everything() -> None:
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((60, 16)).astype(np.float32)
+    vectors = np.vstack([base, base[:20] + 0.05 * rng.standard_normal((20, 16)).astype(np.float32)])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    entries = [FaqEntry(id=f"e{i}", question=f"question {i}", answer=f"answer {i % 7}") for i in range(len(vectors))]
+    before = find_near_duplicates(entries, vectors, threshold=0.95)
+    assert before  # the perturbed copies are near duplicates
+
+    changed = [3, 25, 61, 70]
+    after_vectors = vectors.copy()
+    after_vectors[changed] = vectors[[10, 40, 5, 11]] + 0.01  # edits make new near duplicates and break old ones
+    after_vectors /= np.linalg.norm(after_vectors, axis=1, keepdims=True)
+    positions = {entry.id: p for p, entry in enumerate(entries)}
+    known = KnownPairs(
+        unchanged=frozenset(p for p in range(len(entries)) if p not in changed),
+        similar={(positions[d.first], positions[d.second]): d.question_similarity for d in before},
+    )
+    full = find_near_duplicates(entries, after_vectors, threshold=0.95)
+    incremental = find_near_duplicates(entries, after_vectors, threshold=0.95, known=known)
+    assert [(d.first, d.second, d.answers_differ) for d in incremental] == [
+        (d.first, d.second, d.answers_differ) for d in full
+    ]
+    assert [d.question_similarity for d in incremental] == pytest.approx(
+        [d.question_similarity for d in full], abs=1e-4
+    )
+
+
+def test_a_new_model_gets_its_own_cache(tiny_settings: Settings) -> None:
+    build_index(tiny_settings, CountingEmbedder())
+    other = CountingEmbedder()
+    other._name = "test/another-model"
+    build_index(tiny_settings.model_copy(update={"model": other.name}), other)
+    assert len(other.texts) > 200  # nothing reused from the first model's vectors
+    assert len(list((tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"))) == 2
+    assert (tiny_settings.index_dir / BUILDS_DIR).is_dir()
