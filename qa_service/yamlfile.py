@@ -9,8 +9,11 @@ import yaml
 
 from qa_service.errors import QaError
 
+# libyaml's parser when PyYAML was built with it (the usual wheels are): ~15x faster on big corpora.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _LineLoader(yaml.SafeLoader):
+
+class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """A safe loader that refuses duplicate keys (plain YAML silently keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -20,7 +23,8 @@ class _LineLoader(yaml.SafeLoader):
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def read_yaml(path: Path, error: type[QaError]) -> tuple[Any, yaml.Node | None]:
@@ -32,7 +36,12 @@ def read_yaml(path: Path, error: type[QaError]) -> tuple[Any, yaml.Node | None]:
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=_LineLoader), yaml.compose(text, Loader=_LineLoader)
+        loader = _LineLoader(text)
+        try:  # one pass: the node tree (for line numbers), then the data built from it
+            root = loader.get_single_node()
+            return (loader.construct_document(root) if root is not None else None), root
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
