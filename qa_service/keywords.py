@@ -7,6 +7,7 @@ drug and condition names, numbers, words the embedding model splits into pieces.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -105,6 +106,7 @@ STOPWORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def stem(word: str) -> str:
     """A light, predictable suffix strip so 'spasms'/'spasm' and 'stretches'/'stretch' meet."""
     if len(word) > 4 and word.endswith("ies"):

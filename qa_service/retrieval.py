@@ -48,18 +48,16 @@ class Retriever:
         rows_entry = index.row_entry
         rows_field = index.row_field
         count = len(index.entries)
-        # Rows per entry, split into question-like rows and the question+answer row.
-        order = np.argsort(rows_entry, kind="stable")
-        self._question_rows: list[npt.NDArray[np.int64]] = [np.empty(0, dtype=np.int64)] * count
+        # Rows per entry, split into question-like rows and the (first) question+answer row.
+        question_rows = np.flatnonzero(np.isin(rows_field, QUESTION_FIELDS))
+        question_rows = question_rows[np.argsort(rows_entry[question_rows], kind="stable")]
+        bounds = np.searchsorted(rows_entry[question_rows], np.arange(1, count))
+        self._question_rows: list[npt.NDArray[np.int64]] = (
+            [part.astype(np.int64) for part in np.split(question_rows, bounds)] if count else []
+        )
         self._qa_row = np.full(count, -1, dtype=np.int64)
-        starts = np.searchsorted(rows_entry[order], np.arange(count + 1))
-        for entry in range(count):
-            rows = order[starts[entry] : starts[entry + 1]]
-            fields = rows_field[rows]
-            self._question_rows[entry] = rows[np.isin(fields, QUESTION_FIELDS)]
-            qa = rows[fields == QA_FIELD]
-            if len(qa):
-                self._qa_row[entry] = qa[0]
+        qa_rows = np.flatnonzero(rows_field == QA_FIELD)[::-1]  # reversed: the first row of an entry wins
+        self._qa_row[rows_entry[qa_rows]] = qa_rows
 
     def rank(
         self,
