@@ -4,8 +4,9 @@ replies as when asked alone; repeated questions are served from a cache that nev
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -48,6 +49,20 @@ class GatedEmbedder(HashingEmbedder):
             self.entered.set()
             assert self.release.wait(10), "test did not release the encoder"
         return super().encode(texts, batch_size=batch_size, on_batch=on_batch)
+
+
+@contextmanager
+def busy(answerer: Answerer, gated: GatedEmbedder, top_k: int = 3) -> Iterator[tuple[MicroBatcher, Future[Decision]]]:
+    """A batcher whose encoder is busy with a first question: what is submitted now queues up, and
+    is answered together once the block ends (the encoder is released, the batcher closed)."""
+    batcher = MicroBatcher(window=0.0)
+    try:
+        first = batcher.submit(answerer, "is walking good for back spasms", top_k)
+        assert gated.entered.wait(5)
+        yield batcher, first
+    finally:
+        gated.release.set()
+        batcher.close()
 
 
 @pytest.fixture
@@ -104,19 +119,11 @@ def test_a_lone_question_does_not_wait_for_the_window(answerer: Answerer) -> Non
 def test_each_question_in_a_batch_keeps_its_own_top_k(built_settings: Settings) -> None:
     gated = GatedEmbedder()
     answerer = load_engine(built_settings, gated).answerer
-    batcher = MicroBatcher(window=0.0)
-    try:
-        first = batcher.submit(answerer, "back spasms", 1)
-        assert gated.entered.wait(5)
+    with busy(answerer, gated) as (batcher, _):
         one = batcher.submit(answerer, "back spasms", 1)
         many = batcher.submit(answerer, "back spasms", 5)
-        gated.release.set()
-        results = [future.result(5) for future in (first, one, many)]
-    finally:
-        batcher.close()
-    assert results[0] == results[1]
-    assert summary(results[2]) == summary(answerer.ask("back spasms", 5))
-    assert summary(results[1]) == summary(answerer.ask("back spasms", 1))
+    assert summary(many.result(5)) == summary(answerer.ask("back spasms", 5))
+    assert summary(one.result(5)) == summary(answerer.ask("back spasms", 1))
 
 
 def test_a_question_that_fails_does_not_fail_the_rest_of_its_batch(
@@ -132,39 +139,26 @@ def test_a_question_that_fails_does_not_fail_the_rest_of_its_batch(
         return original(questions, top_k)
 
     monkeypatch.setattr(answerer, "ask_many", fragile)
-    batcher = MicroBatcher(window=0.0)
-    try:
-        first = batcher.submit(answerer, "is walking good", 3)
-        assert gated.entered.wait(5)
+    with busy(answerer, gated) as (batcher, first):
         good = batcher.submit(answerer, "How long do back spasms last?", 3)
         bad = batcher.submit(answerer, "poison question", 3)
         also_good = batcher.submit(answerer, "Is massage good for back spasms?", 3)
-        gated.release.set()
-        first.result(5)
-        answered = good.result(5)
-        assert also_good.result(5).status == "answered"
-        with pytest.raises(RuntimeError, match="poison"):
-            bad.result(5)
-    finally:
-        batcher.close()
+    assert first.result(5).status == "answered"
+    assert also_good.result(5).status == "answered"
+    with pytest.raises(RuntimeError, match="poison"):
+        bad.result(5)
+    answered = good.result(5)
     assert answered.answer is not None and answered.answer.entry.id == "spasm-duration"
 
 
 def test_abandoned_requests_are_skipped(built_settings: Settings) -> None:
     gated = GatedEmbedder()
     answerer = load_engine(built_settings, gated).answerer
-    batcher = MicroBatcher(window=0.0)
-    try:
-        first = batcher.submit(answerer, "is walking good", 3)
-        assert gated.entered.wait(5)
-        gone: Future[Decision] = batcher.submit(answerer, "does massage help", 3)
+    with busy(answerer, gated) as (batcher, _):
+        gone = batcher.submit(answerer, "does massage help", 3)
         kept = batcher.submit(answerer, "How long do back spasms last?", 3)
         assert gone.cancel()  # the client went away before its turn
-        gated.release.set()
-        first.result(5)
-        kept.result(5)
-    finally:
-        batcher.close()
+    assert kept.result(5).status == "answered"
     assert gated.batches[-1] == 1  # only the question still wanted was encoded
 
 
