@@ -13,14 +13,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from qa_service.corpus import FaqEntry
+from qa_service.embedder import Embedder
 from qa_service.engine import Engine
 from qa_service.errors import QaError
+from qa_service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -145,33 +149,56 @@ class LoadResult:
     latency: LatencySummary
     rss_start_mb: float  # after the warm-up
     rss_end_mb: float
+    server: LatencySummary | None = None  # the server's own time per request (Server-Timing)
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        result: dict[str, object] = {
             "requests": self.requests,
             "failures": self.failures,
             "concurrency": self.concurrency,
             "seconds": round(self.seconds, 2),
-            "requests_per_second": round(self.requests / self.seconds, 1),
+            "requests_per_second": round(self.throughput, 1),
             "latency_ms": self.latency.__dict__,
             "rss_start_mb": round(self.rss_start_mb, 1),
             "rss_end_mb": round(self.rss_end_mb, 1),
             "rss_growth": round(self.rss_end_mb / self.rss_start_mb - 1, 4),
         }
+        if self.server is not None:
+            result["server_ms"] = self.server.__dict__
+        return result
 
 
-async def _drive(base_url: str, questions: Sequence[str], total: int, concurrency: int) -> tuple[list[float], int]:
-    """``total`` requests cycling through ``questions``, ``concurrency`` at a time; (latencies, failures)."""
+def server_time(response: httpx.Response) -> float | None:
+    """Seconds the server says it spent (``Server-Timing: app;dur=<ms>``), if it says."""
+    for part in response.headers.get("server-timing", "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name == "app" and params.startswith("dur="):
+            return float(params[4:]) / 1000
+    return None
+
+
+@dataclass
+class _Drive:
+    latencies: list[float]
+    server: list[float]
+    failures: int
+
+
+async def _drive(base_url: str, questions: Sequence[str], total: int, concurrency: int) -> _Drive:
+    """``total`` requests cycling through ``questions``, ``concurrency`` at a time."""
     import asyncio
 
-    latencies: list[float] = []
-    failures = 0
+    run = _Drive([], [], 0)
     next_index = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, limits=limits) as client:
 
         async def worker() -> None:
-            nonlocal next_index, failures
+            nonlocal next_index
             while next_index < total:
                 question = questions[next_index % len(questions)]
                 next_index += 1
@@ -179,32 +206,279 @@ async def _drive(base_url: str, questions: Sequence[str], total: int, concurrenc
                 try:
                     response = await client.post("/v1/ask", json={"question": question})
                     if response.status_code != 200:
-                        failures += 1
+                        run.failures += 1
+                    spent = server_time(response)
+                    if spent is not None:
+                        run.server.append(spent)
                 except httpx.HTTPError:
-                    failures += 1
-                latencies.append(time.perf_counter() - started)
+                    run.failures += 1
+                run.latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, failures
+    return run
 
 
 def measure_load(
     server: ServerProcess, questions: Sequence[str], *, total: int, concurrency: int, warmup: int = 500
 ) -> LoadResult:
-    """A bounded load test against a running server: failures, latency, throughput, memory growth."""
+    """A load test against a running server: failures, latency, throughput, memory growth.
+
+    ``warmup`` requests (cycling the same questions) go first and are not counted."""
     import asyncio
 
-    asyncio.run(_drive(server.base_url, questions, min(warmup, total), concurrency))
+    if warmup:
+        asyncio.run(_drive(server.base_url, questions, min(warmup, total), concurrency))
     rss_start = resident_mb(server.process.pid)
     started = time.perf_counter()
-    latencies, failures = asyncio.run(_drive(server.base_url, questions, total, concurrency))
+    run = asyncio.run(_drive(server.base_url, questions, total, concurrency))
     seconds = time.perf_counter() - started
     return LoadResult(
         total,
-        failures,
+        run.failures,
         concurrency,
         seconds,
-        LatencySummary.of(latencies),
+        LatencySummary.of(run.latencies),
         rss_start,
         resident_mb(server.process.pid),
+        LatencySummary.of(run.server) if run.server else None,
     )
+
+
+# --- the whole harness (``qa-service bench``) ---------------------------------------------------
+
+CONCURRENCY_LEVELS = (1, 8, 32)
+POPULAR_QUESTIONS = 20
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """How much to measure: the full run for the results file, or a quick smoke run for CI."""
+
+    per_level: dict[int, int]  # distinct questions sent at each concurrency (never repeated)
+    repeated: int  # requests cycling the popular questions, at each of concurrency 1 and 32
+    compare_unbatched: bool  # also serve with QA_BATCH_MAX=1 to show what batching changes
+    warmup: int = 20
+
+    @classmethod
+    def full(cls) -> BenchPlan:
+        return cls({1: 200, 8: 300, 32: 400}, repeated=2000, compare_unbatched=True)
+
+    @classmethod
+    def quick(cls) -> BenchPlan:
+        return cls({1: 10, 8: 16, 32: 32}, repeated=60, compare_unbatched=False, warmup=3)
+
+
+def split_questions(questions: Sequence[str], plan: BenchPlan, *, seed: int = 0) -> dict[int, list[str]]:
+    """Disjoint slices of the (shuffled) questions per concurrency level, so nothing hits the cache."""
+    import random
+
+    pool = list(questions)
+    random.Random(seed).shuffle(pool)
+    needed = sum(plan.per_level.values())
+    if len(pool) < needed:
+        raise QaError(f"the benchmark needs {needed} distinct questions; the files give {len(pool)}")
+    slices, start = {}, 0
+    for level, count in plan.per_level.items():
+        slices[level] = pool[start : start + count]
+        start += count
+    return slices
+
+
+def measure_levels(
+    server: ServerProcess, slices: dict[int, list[str]], warmup_questions: Sequence[str], warmup: int
+) -> dict[int, LoadResult]:
+    """Distinct questions at each concurrency level (each question once)."""
+    import asyncio
+
+    asyncio.run(_drive(server.base_url, warmup_questions, warmup, 1))
+    return {
+        level: measure_load(server, questions, total=len(questions), concurrency=level, warmup=0)
+        for level, questions in slices.items()
+    }
+
+
+def run_http_benchmark(env: dict[str, str], questions: Sequence[str], plan: BenchPlan) -> dict[str, Any]:
+    """Start a server, then: cold start, memory, latency and throughput at each concurrency level on
+    distinct questions, and on repeated popular questions (served from the cache)."""
+    slices = split_questions(questions, plan)
+    used = {q for chunk in slices.values() for q in chunk}
+    spare = [q for q in questions if q not in used] or list(questions)
+    server = start_server(env)
+    try:
+        rss_ready = resident_mb(server.process.pid)
+        levels = measure_levels(server, slices, spare, plan.warmup)
+        popular = list(slices[1][:POPULAR_QUESTIONS])
+        repeated = {
+            level: measure_load(server, popular, total=plan.repeated, concurrency=level, warmup=len(popular))
+            for level in (1, 32)
+        }
+        rss_end = resident_mb(server.process.pid)
+    finally:
+        server.stop()
+    return {
+        "cold_start_s": round(server.cold_start_s, 2),
+        "rss_ready_mb": round(rss_ready, 1),
+        "rss_end_mb": round(rss_end, 1),
+        "distinct": {str(level): result.as_dict() for level, result in levels.items()},
+        "repeated": {str(level): result.as_dict() for level, result in repeated.items()},
+    }
+
+
+def measure_build(entries: Sequence[FaqEntry], settings: Settings, embedder: Embedder) -> dict[str, object]:
+    """Index build rate against the raw encode rate of the same texts (fine-tuning off, fresh cache),
+    then a full build with the configured settings and a rebuild after editing one entry."""
+    import tempfile
+
+    from qa_service.builder import entry_texts, prepare_build, served_entries
+    from qa_service.index import publish_build
+
+    kept, _ = served_entries(entries, settings.exclude_flags)
+    texts = [text for entry in kept for _, text in entry_texts(entry)]
+    embedder.load()
+    embedder.encode(texts[:64], batch_size=settings.encode_batch_size)  # warm up
+    started = time.perf_counter()
+    embedder.encode(texts, batch_size=settings.encode_batch_size)
+    encode_s = time.perf_counter() - started
+
+    def build(index_dir: Path, options: Settings) -> float:
+        began = time.perf_counter()
+        content = prepare_build(entries, embedder, options, index_dir=index_dir)
+        publish_build(index_dir, content, keep_builds=options.keep_builds)
+        return time.perf_counter() - began
+
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
+        plain_s = build(Path(tmp) / "plain", settings.model_copy(update={"finetune": False}))
+        full_s = build(Path(tmp) / "full", settings)
+        target = next((e for e in entries if e.answer), entries[0])
+        edited = [e.model_copy(update={"answer": e.answer + " (edited)"}) if e.id == target.id else e for e in entries]
+        began = time.perf_counter()
+        content = prepare_build(edited, embedder, settings, index_dir=Path(tmp) / "full")
+        publish_build(Path(tmp) / "full", content, keep_builds=settings.keep_builds)
+        rebuild_s = time.perf_counter() - began
+        reused = bool(content.fine_tune and content.fine_tune.get("reused_from"))
+    return {
+        "entries": len(kept),
+        "texts": len(texts),
+        "raw_encode_s": round(encode_s, 2),
+        "raw_encode_entries_per_s": round(len(kept) / encode_s, 1),
+        "build_no_finetune_s": round(plain_s, 2),
+        "build_entries_per_s": round(len(kept) / plain_s, 1),
+        "build_rate_over_encode_rate": round(encode_s / plain_s, 3),
+        "build_default_settings_s": round(full_s, 2),
+        "rebuild_after_one_edit_s": round(rebuild_s, 2),
+        "rebuild_reused_fine_tuned_model": reused,
+    }
+
+
+def _targets(results: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, figure, met) for each target of the speed issue that this run measured."""
+    rows: list[tuple[str, str, bool | None]] = []
+    ratio = results["http_c1_p50_over_floor_p50"]
+    rows.append(("HTTP p50 at c=1 <= 1.3x in-process floor", f"{ratio:.2f}x", ratio <= 1.3))
+    scaling = results["throughput_c32_over_c1"]
+    rows.append(("throughput c=32 >= 3x c=1", f"{scaling:.2f}x", scaling >= 3.0))
+    if "c1_p50_batched_over_unbatched" in results:
+        change = results["c1_p50_batched_over_unbatched"]
+        rows.append(("batching raises c=1 p50 by <= 10%", f"{change:.3f}x", change <= 1.10))
+    cached = results["http"]["repeated"]["1"].get("server_ms", {})
+    if cached:
+        rows.append(("repeated question: server time < 1 ms (p50)", f"{cached['p50_ms']:.3f} ms", cached["p50_ms"] < 1))
+    cold = results["http"]["cold_start_s"]
+    rows.append(("cold start <= 5 s", f"{cold:.2f} s", cold <= 5))
+    build = results.get("build")
+    if build:
+        rate = build["build_rate_over_encode_rate"]
+        rows.append(("build rate >= 0.9x raw encode rate", f"{rate:.2f}x ({build['entries']} entries)", rate >= 0.9))
+        rebuild = build["rebuild_after_one_edit_s"]
+        rows.append((f"rebuild after one edit ({build['entries']} entries) <= 5 s", f"{rebuild:.2f} s", rebuild <= 5))
+    scale = results.get("scale") or {}
+    for name in ("clustered", "random"):
+        figures = scale.get(name) or {}
+        if "search" in figures:
+            p99 = figures["search"]["p99_ms"]
+            recall = figures["recall_at_10"]
+            rows.append(
+                (
+                    f"{name} {figures.get('rows', '?')} rows ({figures.get('kind', '?')}): "
+                    "p99 <= 5 ms, recall@10 >= 0.98",
+                    f"{p99:.2f} ms, {recall:.4f}",
+                    p99 <= 5 and recall >= 0.98,
+                )
+            )
+    if scale.get("peak_rss_mb"):
+        peak = scale["peak_rss_mb"]
+        rows.append(("scale run peak memory < 2.5 GB", f"{peak:.0f} MiB", peak < 2560))
+    return rows
+
+
+def render(results: Mapping[str, Any]) -> str:
+    """The table ``qa-service bench`` prints."""
+    lines = [
+        f"{results['questions']} distinct questions; index {results['index']} ({results['entries']} entries)"
+        + (" [quick: checks the harness, not the speed]" if results["quick"] else ""),
+        "",
+        f"{'':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}",
+    ]
+    floor = results["in_process_ms"]
+    lines.append(f"{'in-process floor':<34}{floor['p50_ms']:>9.2f}{floor['p95_ms']:>9.2f}{floor['p99_ms']:>9.2f}")
+    http = results["http"]
+    runs = [("distinct", "HTTP c={}, distinct questions", http)]
+    if "unbatched" in results:
+        runs.append(("distinct", "  unbatched c={}", results["unbatched"]))
+    runs.append(("repeated", "HTTP c={}, repeated (cache)", http))
+    for kind, label, source in runs:
+        for level, row in source[kind].items():
+            latency = row["latency_ms"]
+            lines.append(
+                f"{label.format(level):<34}{latency['p50_ms']:>9.2f}{latency['p95_ms']:>9.2f}"
+                f"{latency['p99_ms']:>9.2f}{row['requests_per_second']:>9.0f}"
+            )
+    cached = http["repeated"]["1"].get("server_ms")
+    if cached:
+        lines.append(f"{'  server time, repeated, c=1':<34}{cached['p50_ms']:>9.3f}{'':>9}{cached['p99_ms']:>9.3f}")
+    lines.append("")
+    lines.append(
+        f"cold start {http['cold_start_s']:.2f} s; server memory {http['rss_ready_mb']:.0f} MiB when ready, "
+        f"{http['rss_end_mb']:.0f} MiB after the runs"
+    )
+    build = results.get("build")
+    if build:
+        lines.append(
+            f"build: {build['entries']} entries ({build['texts']} texts): raw encode {build['raw_encode_s']:.1f} s, "
+            f"build without fine-tuning {build['build_no_finetune_s']:.1f} s, with the configured settings "
+            f"{build['build_default_settings_s']:.1f} s; rebuild after one edit "
+            f"{build['rebuild_after_one_edit_s']:.2f} s (fine-tuned model reused: "
+            f"{build['rebuild_reused_fine_tuned_model']})"
+        )
+    load = results.get("load")
+    if load:
+        latency = load["latency_ms"]
+        lines.append(
+            f"load: {load['requests']} requests at concurrency {load['concurrency']}: {load['failures']} failed, "
+            f"{load['requests_per_second']:.0f} req/s, p50 {latency['p50_ms']:.1f} / p99 {latency['p99_ms']:.1f} ms, "
+            f"server memory {load['rss_start_mb']:.0f} -> {load['rss_end_mb']:.0f} MiB ({load['rss_growth']:+.1%})"
+        )
+    lines += ["", f"{'target':<66}{'figure':<28}met"]
+    for target, figure, met in _targets(results):
+        lines.append(f"{target:<66}{figure:<28}{'-' if met is None else ('yes' if met else 'NO')}")
+    lines.append(f"\n(harness ran {results['seconds']:.0f} s)")
+    return "\n".join(lines)
+
+
+def run_scale(
+    *, dataset: Path | None, queries: Sequence[Path], rows: int | None, quick: bool, model: str, cache: Path
+) -> dict[str, Any]:
+    """The scale figures (qa_service.scale), measured in a process of their own so that its memory
+    figures are the index's, not this process's (which holds models and a server's results)."""
+    command = [sys.executable, "-m", "qa_service.scale", "--model", model, "--cache", str(cache)]
+    if quick:
+        command.append("--quick")
+    if rows:
+        command += ["--rows", str(rows)]
+    if dataset is not None:  # its faq.jsonl is the real index; its queries and ``queries`` search it
+        command += ["--dataset", str(dataset), *[arg for path in queries for arg in ("--queries-from", str(path))]]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise QaError(f"the scale benchmark failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    figures: dict[str, Any] = json.loads(done.stdout)
+    return figures

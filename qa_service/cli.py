@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -317,44 +319,69 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.bench import load_questions, measure_http, measure_in_process, measure_load, start_server
-    from qa_service.engine import load_engine
+    from qa_service import bench
+    from qa_service.engine import embedder_from_settings, load_engine
 
-    questions = load_questions(args.questions)[: args.limit]
+    started = time.perf_counter()
+    plan = bench.BenchPlan.quick() if args.quick else bench.BenchPlan.full()
+    questions = bench.load_questions(args.questions)
+    slices = bench.split_questions(questions, plan)
     engine = load_engine(settings)
-    floor = measure_in_process(engine, questions)
-    server = start_server({"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model})
-    try:
-        http = measure_http(server.base_url, questions)
-        load = measure_load(server, questions, total=args.load, concurrency=args.concurrency) if args.load else None
-    finally:
-        server.stop()
-    results: dict[str, object] = {
+    floor = bench.measure_in_process(engine, slices[1])
+    env = {"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model}
+    http = bench.run_http_benchmark(env, questions, plan)
+    results: dict[str, Any] = {
+        "quick": args.quick,
         "questions": len(questions),
+        "index": engine.index.manifest.build_id,
+        "entries": engine.index.manifest.entry_count,
         "in_process_ms": floor.__dict__,
-        "http_c1_ms": http.__dict__,
-        "http_p50_over_floor_p50": round(http.p50_ms / floor.p50_ms, 3),
-        "cold_start_s": round(server.cold_start_s, 2),
+        "http": http,
     }
-    if load is not None:
-        results["load"] = load.as_dict()
+    distinct = http["distinct"]
+    results["http_c1_p50_over_floor_p50"] = round(distinct["1"]["latency_ms"]["p50_ms"] / floor.p50_ms, 3)
+    results["throughput_c32_over_c1"] = round(
+        distinct["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
+    )
+    if plan.compare_unbatched:
+        unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, questions, plan)
+        results["unbatched"] = unbatched
+        results["c1_p50_batched_over_unbatched"] = round(
+            distinct["1"]["latency_ms"]["p50_ms"] / unbatched["distinct"]["1"]["latency_ms"]["p50_ms"], 3
+        )
+        results["throughput_c32_unbatched_over_c1"] = round(
+            unbatched["distinct"]["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
+        )
+    if args.build_faq is not None:
+        from qa_service.evaluation import load_faq
+
+        entries = load_faq(args.build_faq)
+        entries = entries[: args.build_limit] if args.build_limit else entries
+        results["build"] = bench.measure_build(entries, settings, embedder_from_settings(settings))
+    if args.scale_dataset is not None or args.quick:
+        results["scale"] = bench.run_scale(
+            dataset=args.scale_dataset,
+            queries=args.questions,
+            rows=args.scale_rows,
+            quick=args.quick,
+            model=settings.model,
+            cache=settings.index_dir / "cache" / "bench",
+        )
+    if args.load:
+        server = bench.start_server(env)
+        try:
+            results["load"] = bench.measure_load(
+                server, questions, total=args.load, concurrency=args.concurrency
+            ).as_dict()
+        finally:
+            server.stop()
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(results))
-        return 0
-    print(f"{len(questions)} distinct questions, index {engine.index.manifest.build_id}")
-    print(f"{'':<24}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for label, row in (("in-process (floor)", floor), ("HTTP, concurrency 1", http)):
-        print(f"{label:<24}{row.p50_ms:>10.2f}{row.p95_ms:>10.2f}{row.p99_ms:>10.2f}{row.mean_ms:>10.2f}")
-    print(f"HTTP p50 / floor p50: {results['http_p50_over_floor_p50']:.2f}")
-    print(f"cold start (process start to /readyz OK): {server.cold_start_s:.2f}s")
-    if load is not None:
-        row = load.latency
-        print(
-            f"load: {load.requests} requests at concurrency {load.concurrency}: {load.failures} failed, "
-            f"{load.requests / load.seconds:.0f} req/s, p50 {row.p50_ms:.1f} / p95 {row.p95_ms:.1f} / "
-            f"p99 {row.p99_ms:.1f} ms, server memory {load.rss_start_mb:.0f} -> {load.rss_end_mb:.0f} MiB "
-            f"({load.rss_end_mb / load.rss_start_mb - 1:+.1%})"
-        )
+    else:
+        print(bench.render(results))
     return 0
 
 
@@ -507,20 +534,35 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--features", type=Path, nargs="+", required=True, help="feature files, one per dataset")
     command.set_defaults(handler=_cmd_calibrate)
 
-    command = add("bench", "Measure answer latency in-process and over HTTP against a real server.")
+    command = add("bench", "Measure speed: in-process floor, HTTP at concurrency 1/8/32, cache, builds, scale.")
     command.add_argument(
         "--questions",
         type=Path,
         nargs="+",
         required=True,
-        help="JSONL files with a 'query' field (distinct questions are used)",
+        help="JSONL files with a 'query' field (distinct questions are used; the full run needs 900+)",
     )
-    command.add_argument("--limit", type=int, default=300, help="questions to use at most (default 300)")
+    command.add_argument("--quick", action="store_true", help="a smoke run that checks the harness works (seconds)")
+    command.add_argument(
+        "--build-faq",
+        type=Path,
+        help="also measure build rate and a one-edit rebuild on this faq.jsonl (or corpus folder)",
+    )
+    command.add_argument(
+        "--build-limit", type=int, default=5000, help="entries of --build-faq to use (default 5000; 0: all)"
+    )
+    command.add_argument(
+        "--scale-dataset",
+        type=Path,
+        help="also measure search at scale: a dataset folder (faq.jsonl: the real index) and a synthetic 1M index",
+    )
+    command.add_argument("--scale-rows", type=int, default=None, help="synthetic rows (default 1,000,000)")
     command.add_argument(
         "--load", type=int, default=0, metavar="N", help="also send N requests (cycling the questions) after a warm-up"
     )
     command.add_argument("--concurrency", type=int, default=64, help="concurrent requests of --load (default 64)")
-    command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.add_argument("--out", type=Path, help="also write the results as JSON to this file")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     index_options(command)
     command.set_defaults(handler=_cmd_bench)
     return parser

@@ -9,6 +9,13 @@ Layout of ``index_dir``::
 
 A failed or killed build never touches CURRENT, so the previous index keeps serving. Older builds
 are kept (``keep_builds``) so an operator can roll back. This is the only module that imports faiss.
+
+The vector index is chosen by the number of rows (vectors): up to ``EXACT_MAX_ROWS`` it is exact
+(``faiss.IndexFlatIP``); above, approximate (``faiss.IndexHNSWFlat`` over inner product, with
+``HNSW_M`` links per node, ``HNSW_EF_CONSTRUCTION`` and ``HNSW_EF_SEARCH``). The manifest records the
+kind (``index_type``) and its parameters (``index_params``); the search parameters are applied from it
+when a build is loaded. Both kinds keep the vectors in one flat array (the HNSW graph's storage), which
+retrieval reads for exact rescoring and which gives exact ground truth without a second copy.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import os
 import platform
 import secrets
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +58,17 @@ NEAR_DUPLICATES = "near_duplicates.json"
 MODEL_DIR = "model"
 _TMP_PREFIX = ".tmp-"
 
+# Up to this many rows the vector index is exact; above it, approximate (HNSW). The bundled corpus and
+# medquad_liveqa (~60k rows) stay exact. Chosen by measurement (qa_service/scale.py, BENCHMARKS.md): exact
+# single-query search costs ~0.1 ms per 1,000 rows of 384 dimensions on one core (~12 ms at the
+# threshold); HNSW with these parameters answers in ~1.5 ms (p99 ~3 ms) at 1M rows of clustered
+# (real-like) vectors with recall@10 ~0.99 against exact search, in ~1.9 GB.
+EXACT_MAX_ROWS = 100_000
+HNSW_M = 48  # graph links per node (96 on the bottom layer): ~400 bytes per row on top of the vectors
+HNSW_EF_CONSTRUCTION = 200  # candidate list while building: better graph, slower build (~7 min at 1M)
+HNSW_EF_SEARCH = 512  # candidate list while searching (at least the rows asked for): recall vs time
+INDEX_KINDS = ("flat", "hnsw")
+
 
 class IndexManifest(BaseModel):
     """What a build contains and how it was made; checked when the index is loaded."""
@@ -59,7 +78,7 @@ class IndexManifest(BaseModel):
     model: str
     dimension: int
     metric: str
-    index_type: str
+    index_type: str  # "flat" (exact) or "hnsw" (approximate); see EXACT_MAX_ROWS
     entry_count: int
     vector_count: int
     vector_fields: list[str]
@@ -75,9 +94,111 @@ class IndexManifest(BaseModel):
     calibration: dict[str, float] | None = None  # per-corpus statistics of the confidence model
     near_duplicate_pairs: int = 0  # details in near_duplicates.json
     near_duplicates_differing: int = 0
+    index_params: dict[str, int] = {}  # hnsw: M, ef_construction, ef_search (applied on load); flat: none
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(include={"build_id", "model", "dimension", "entry_count", "corpus_hash", "built_at"})
+
+
+def vector_index_kind(rows: int) -> str:
+    """The vector index for ``rows`` vectors: "flat" (exact) up to EXACT_MAX_ROWS, else "hnsw"."""
+    return "flat" if rows <= EXACT_MAX_ROWS else "hnsw"
+
+
+class VectorIndex:
+    """Row vectors and the faiss index that searches them by inner product (cosine on unit vectors).
+
+    ``flat``: ``faiss.IndexFlatIP``, exact. ``hnsw``: ``faiss.IndexHNSWFlat``, approximate; its storage is
+    an exact flat index over the same vectors. Either way ``vectors`` is a zero-copy view of the
+    stored vectors and ``search(..., exact=True)`` is an exhaustive search."""
+
+    def __init__(self, index: Any, kind: str, params: Mapping[str, int] | None = None) -> None:
+        params = dict(params or {})
+        flat: Any
+        if kind == "flat" and isinstance(index, faiss.IndexFlat):
+            flat = index
+        elif kind == "hnsw" and isinstance(index, faiss.IndexHNSWFlat):
+            flat = faiss.downcast_index(index.storage)
+            params.setdefault("M", int(index.hnsw.nb_neighbors(1)))  # type: ignore[attr-defined]  # in the SWIG bindings, not the stubs
+            params.setdefault("ef_construction", int(index.hnsw.efConstruction))
+            params.setdefault("ef_search", HNSW_EF_SEARCH)
+            index.hnsw.efSearch = int(params["ef_search"])
+        elif kind not in INDEX_KINDS:
+            raise ValueError(f"unknown vector index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+        else:
+            raise ValueError(f"the vector file holds a {type(index).__name__}, not a {kind!r} index")
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise ValueError("the vector index does not use inner product")
+        self.kind = kind
+        self.params = params
+        self.faiss_index = index
+        self._flat = flat
+        self._view: npt.NDArray[np.float32] | None = None
+
+    @property
+    def dimension(self) -> int:
+        return int(self.faiss_index.d)
+
+    def __len__(self) -> int:
+        return int(self.faiss_index.ntotal)
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The stored vectors, row by row (a view: valid until the next ``add``)."""
+        if self._view is None:
+            total, dimension = len(self), self.dimension
+            self._view = (
+                faiss.rev_swig_ptr(self._flat.get_xb(), total * dimension).reshape(total, dimension)
+                if total
+                else np.zeros((0, dimension), dtype=np.float32)
+            )
+        return self._view
+
+    def add(self, vectors: npt.NDArray[np.float32]) -> None:
+        """Append rows (float32 unit vectors); may be called in chunks to bound memory."""
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise ValueError(f"vectors must have shape (n, {self.dimension})")
+        if len(vectors):
+            self._view = None  # the storage may move
+            self.faiss_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int, *, exact: bool = False
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Scores and row ids of the ``k`` best rows per query, best first (-1: fewer rows found)."""
+        index = self._flat if exact else self.faiss_index
+        scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return scores, ids
+
+
+def new_vector_index(dimension: int, rows: int, *, kind: str | None = None) -> VectorIndex:
+    """An empty vector index of the kind suited to ``rows`` vectors (or of ``kind``)."""
+    kind = kind or vector_index_kind(rows)
+    if kind == "flat":
+        return VectorIndex(faiss.IndexFlatIP(dimension), "flat")
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        params = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+        return VectorIndex(index, "hnsw", params)
+    raise ValueError(f"unknown vector index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+
+
+def make_vector_index(vectors: npt.NDArray[np.float32], *, kind: str | None = None) -> VectorIndex:
+    """A vector index over ``vectors`` (rows), of the kind chosen by their number unless ``kind`` is given."""
+    index = new_vector_index(int(vectors.shape[1]), len(vectors), kind=kind)
+    index.add(vectors)
+    return index
+
+
+def search_threads() -> int:
+    """Threads faiss may use for one search call (OpenMP; the service leaves the default: all cores)."""
+    return int(faiss.omp_get_max_threads())
+
+
+def set_search_threads(threads: int) -> None:
+    """Threads faiss may use for searches made from the calling thread (OpenMP keeps this per thread)."""
+    faiss.omp_set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -96,7 +217,7 @@ class FaqIndex:
         entries: Sequence[FaqEntry],
         row_entry: npt.NDArray[np.int32],
         row_field: npt.NDArray[np.int8],
-        vectors: Any,
+        vectors: VectorIndex,
         keywords: KeywordIndex | None = None,
         path: Path | None = None,
     ) -> None:
@@ -106,14 +227,9 @@ class FaqIndex:
         self.row_entry = row_entry
         self.row_field = row_field
         self.keywords = keywords
-        self._faiss = vectors
-        # A zero-copy view of the flat index's vectors, for exact rescoring of candidates.
-        total, dimension = int(vectors.ntotal), int(vectors.d)
-        self.vectors: npt.NDArray[np.float32] = (
-            faiss.rev_swig_ptr(vectors.get_xb(), total * dimension).reshape(total, dimension)
-            if total
-            else np.zeros((0, dimension), dtype=np.float32)
-        )
+        self.vector_index = vectors
+        # A zero-copy view of the stored vectors (any index kind), for exact rescoring of candidates.
+        self.vectors: npt.NDArray[np.float32] = vectors.vectors
         self._by_id = {entry.id: position for position, entry in enumerate(self.entries)}
         self._max_rows_per_entry = int(np.bincount(row_entry).max()) if len(row_entry) else 1
 
@@ -132,11 +248,11 @@ class FaqIndex:
         """The ``k`` best distinct entries per query vector, best first; an entry scores its best row."""
         if queries.ndim != 2 or queries.shape[1] != self.manifest.dimension:
             raise ValueError(f"query vectors must have shape (n, {self.manifest.dimension})")
-        total = int(self._faiss.ntotal)
+        total = len(self.vector_index)
         if total == 0:
             return [[] for _ in range(len(queries))]
         rows = min(total, k * self._max_rows_per_entry + 8)
-        scores, ids = self._faiss.search(np.ascontiguousarray(queries, dtype=np.float32), rows)
+        scores, ids = self.vector_index.search(queries, rows)
         results = []
         for query_scores, query_ids in zip(scores, ids, strict=True):
             best: dict[int, Hit] = {}
@@ -208,14 +324,16 @@ class BuildContent:
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _manifest_for(content: BuildContent, *, build_id: str, files: dict[str, str]) -> IndexManifest:
+def _manifest_for(
+    content: BuildContent, *, build_id: str, files: dict[str, str], index_type: str, index_params: dict[str, int]
+) -> IndexManifest:
     return IndexManifest(
         format_version=FORMAT_VERSION,
         build_id=build_id,
         model=content.model,
         dimension=int(content.vectors.shape[1]),
         metric="cosine",
-        index_type="flat",
+        index_type=index_type,
         entry_count=len(content.entries),
         vector_count=len(content.vectors),
         vector_fields=content.vector_fields,
@@ -231,14 +349,16 @@ def _manifest_for(content: BuildContent, *, build_id: str, files: dict[str, str]
         calibration=content.calibration,
         near_duplicate_pairs=len(content.near_duplicates),
         near_duplicates_differing=sum(1 for pair in content.near_duplicates if pair.get("answers_differ")),
+        index_params=index_params,
     )
 
 
-def _make_faiss_index(vectors: npt.NDArray[np.float32]) -> Any:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(vectors)
-    return index
+def _build_vector_index(content: BuildContent) -> tuple[VectorIndex, BuildContent]:
+    """The vector index for a build, and the content with its build time added (HNSW takes minutes at 1M)."""
+    started = time.perf_counter()
+    index = make_vector_index(content.vectors)
+    seconds = time.perf_counter() - started
+    return index, replace(content, build_seconds=content.build_seconds + seconds)
 
 
 def publish_build(index_dir: Path, content: BuildContent, *, keep_builds: int = 3) -> IndexManifest:
@@ -256,7 +376,10 @@ def publish_build(index_dir: Path, content: BuildContent, *, keep_builds: int = 
         )
         with (tmp / ROWS).open("wb") as handle:
             np.savez(handle, entry=content.row_entry, field=content.row_field)
-        faiss.write_index(_make_faiss_index(content.vectors), str(tmp / VECTORS))
+        vector_index, content = _build_vector_index(content)
+        faiss.write_index(vector_index.faiss_index, str(tmp / VECTORS))
+        index_type, index_params = vector_index.kind, vector_index.params
+        del vector_index  # written: free its copy of the vectors
         (tmp / NEAR_DUPLICATES).write_text(json.dumps(content.near_duplicates, indent=1), encoding="utf-8")
         names = [ENTRIES, ROWS, VECTORS, NEAR_DUPLICATES]
         if content.keywords is not None:
@@ -265,7 +388,9 @@ def publish_build(index_dir: Path, content: BuildContent, *, keep_builds: int = 
             content.save_model(tmp / MODEL_DIR)
             names += sorted(str(path.relative_to(tmp)) for path in (tmp / MODEL_DIR).rglob("*") if path.is_file())
         files = {name: _sha256(tmp / name) for name in names}
-        manifest = _manifest_for(content, build_id=build_id, files=files)
+        manifest = _manifest_for(
+            content, build_id=build_id, files=files, index_type=index_type, index_params=index_params
+        )
         for name in files:
             with (tmp / name).open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -393,10 +518,17 @@ def load_index(index_dir: Path, *, model: str, build_id: str | None = None) -> F
         raise IndexUnavailableError(f"{build_dir}: entries do not match the manifest; rebuild")
     if keywords is not None and keywords.size != len(entries):
         raise IndexUnavailableError(f"{build_dir}: keyword index does not match the entries; rebuild")
-    return FaqIndex(manifest, entries, row_entry, row_field, vectors, keywords, path=build_dir)
+    try:
+        vector_index = VectorIndex(vectors, manifest.index_type, manifest.index_params)
+    except ValueError as exc:
+        raise IndexUnavailableError(f"{build_dir}: {exc}; rebuild") from None
+    return FaqIndex(manifest, entries, row_entry, row_field, vector_index, keywords, path=build_dir)
 
 
 def build_in_memory(content: BuildContent) -> FaqIndex:
     """An index that is never written (evaluation runs): same search, no files."""
-    manifest = _manifest_for(content, build_id="in-memory", files={})
-    return FaqIndex(manifest, content.entries, content.row_entry, content.row_field, _make_faiss_index(content.vectors))
+    vectors, content = _build_vector_index(content)
+    manifest = _manifest_for(
+        content, build_id="in-memory", files={}, index_type=vectors.kind, index_params=vectors.params
+    )
+    return FaqIndex(manifest, content.entries, content.row_entry, content.row_field, vectors)

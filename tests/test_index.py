@@ -174,3 +174,36 @@ def test_corpus_errors_stop_the_build_before_anything_is_written(
     with pytest.raises(CorpusError, match=r"bad\.yaml:3: entry 'a': answer is empty"):
         build_index(settings, fake_embedder)
     assert not settings.index_dir.exists()
+
+
+def test_a_manifest_from_before_index_kinds_still_loads(
+    built_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    build_dir = built_settings.index_dir / "builds" / current_build_id(built_settings.index_dir)
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    del manifest["index_params"]  # written before index kinds existed
+    (build_dir / "manifest.json").write_text(json.dumps(manifest))
+    index = load_index(built_settings.index_dir, model=fake_embedder.name)
+    assert index.manifest.index_type == "flat" and index.manifest.index_params == {}
+    (hits,) = index.search(fake_embedder.encode(["When will my back spasm go away?"]), k=1)
+    assert index.entries[hits[0].entry].id == "spasm-duration"
+
+
+def test_an_approximate_index_ranks_like_the_exact_one(
+    tiny_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa_service.retrieval import RankingWeights, Retriever
+
+    questions = ["When will my back spasm go away?", "Can I prevent spasms?", "Is surgery needed?"]
+    vectors = fake_embedder.encode(questions)
+    build_index(tiny_settings, fake_embedder)
+    exact = load_index(tiny_settings.index_dir, model=fake_embedder.name)
+    monkeypatch.setattr(index_module, "EXACT_MAX_ROWS", 2)
+    build_index(tiny_settings, fake_embedder)
+    approximate = load_index(tiny_settings.index_dir, model=fake_embedder.name)
+    assert (exact.manifest.index_type, approximate.manifest.index_type) == ("flat", "hnsw")
+    assert np.array_equal(approximate.vectors, exact.vectors)  # exact rescoring reads the same vectors
+    weights = RankingWeights()
+    assert Retriever(approximate, weights).rank(vectors, questions, k=5) == Retriever(exact, weights).rank(
+        vectors, questions, k=5
+    )

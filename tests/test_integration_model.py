@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa_service.app import create_app
+from qa_service.bench import BenchPlan, render
 from qa_service.cli import main
 from qa_service.embedder import SentenceTransformerEmbedder
 from qa_service.engine import load_engine, policy_from_settings
@@ -99,17 +100,28 @@ def test_seed_phrasings_and_off_topic_questions(real_embedder: SentenceTransform
     assert metrics["declined_noanswer"] >= 0.95
 
 
-def test_bench_runs_the_server_and_a_bounded_load(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     """The harness works end to end (how fast is for BENCHMARKS.md, not for tests)."""
     args = ["--index-dir", str(seed_settings.index_dir), "--model", seed_settings.model]
     questions = str(DATA / "seed_queries.jsonl")
-    assert (
-        main(
-            ["bench", "--questions", questions, "--limit", "20", "--load", "300", "--concurrency", "8", "--json", *args]
-        )
-        == 0
-    )
+    build_faq = str(DATA / "tiny_corpus.yaml")
+    command = ["bench", "--quick", "--questions", questions, "--build-faq", build_faq, "--load", "200"]
+    assert main([*command, "--concurrency", "8", "--json", *args]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert results["questions"] == 20 and results["http_c1_ms"]["count"] == 20
+    http = results["http"]
+    plan = BenchPlan.quick()
+    for level, count in plan.per_level.items():
+        run = http["distinct"][str(level)]
+        assert run["requests"] == count and run["failures"] == 0 and run["requests_per_second"] > 0
+    assert results["in_process_ms"]["count"] == plan.per_level[1]
+    for run in http["repeated"].values():
+        assert run["failures"] == 0 and run["server_ms"]["count"] == plan.repeated
+    assert http["cold_start_s"] > 0 and http["rss_end_mb"] > 0
+    build = results["build"]
+    assert build["entries"] == 7 and build["rebuild_after_one_edit_s"] > 0 and build["raw_encode_s"] > 0
+    scale = results["scale"]
+    assert scale["random"]["rows"] > 0 and 0 < scale["random"]["recall_at_10"] <= 1
+    assert scale["random"]["search"]["p99_ms"] > 0
     load = results["load"]
-    assert load["requests"] == 300 and load["failures"] == 0 and load["rss_end_mb"] > 0
+    assert load["requests"] == 200 and load["failures"] == 0 and load["rss_end_mb"] > 0
+    assert "target" in render(results)  # the table prints every measured figure against its target
