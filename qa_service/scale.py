@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from qa_service.embedder import Embedder
+from qa_service.embedder import Embedder, canonical_model_name
 from qa_service.index import (
     FaqIndex,
     VectorIndex,
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 
 FULL_ROWS = 1_000_000
-QUICK_ROWS = 20_000  # quick mode: a CI smoke run in seconds
+QUICK_ROWS = 10_000  # quick mode: a CI smoke run in seconds (approximate indexes all the same)
 CLUSTER_NOISE = 0.5  # norm of the Gaussian noise added to a real vector (before renormalising); cos ~0.9
 CHUNK_ROWS = 1 << 16  # synthetic rows are generated and added in chunks, never all at once
 INDEXES = ("real", "random", "clustered")
@@ -231,7 +231,7 @@ def measure_scale(
 
     ``real_vectors``: the row vectors of a real FAQ index (e.g. medquad_liveqa's, as ``encode_dataset``
     gives them, or ``FaqIndex.vectors`` of a built index); ``real_queries``: real question vectors not
-    among them. Without both, ``real`` and ``clustered`` are skipped. ``rows``: synthetic rows (1M; 20k
+    among them. Without both, ``real`` and ``clustered`` are skipped. ``rows``: synthetic rows (1M; 10k
     when ``quick``, which also uses at most 100 queries and builds the synthetic indexes approximate so
     that a smoke run exercises that path). ``query_count``: at most this many queries (default: all the
     real ones; 1000 random). Synthetic indexes are built in chunks and freed after use;
@@ -268,8 +268,8 @@ def measure_scale(
 
 
 def cache_path(cache_dir: Path, model: str, texts: Sequence[str]) -> Path:
-    """Where ``encode_cached`` keeps the vectors of ``texts`` by ``model``."""
-    digest = hashlib.sha256(model.encode())
+    """Where ``encode_cached`` keeps the vectors of ``texts`` by ``model`` (any spelling of its name)."""
+    digest = hashlib.sha256(canonical_model_name(model).encode())
     for text in texts:
         digest.update(b"\0" + text.encode())
     return cache_dir / f"vectors-{digest.hexdigest()[:24]}.npy"
@@ -308,11 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m qa_service.scale``: print measure_scale's figures as JSON."""
     parser = argparse.ArgumentParser(prog="python -m qa_service.scale", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small and fast (CI smoke run)")
-    parser.add_argument("--rows", type=int, default=None, help="synthetic rows (default 1M, quick 20k)")
+    parser.add_argument("--rows", type=int, default=None, help="synthetic rows (default 1M, quick 10k)")
     parser.add_argument("--queries", type=int, help="queries per index (default: all real ones, 1000 random)")
     parser.add_argument("--only", default=",".join(INDEXES), help="comma-separated: real,random,clustered")
-    parser.add_argument("--dataset", type=Path, help="a dataset folder with faq.jsonl and queries*.jsonl")
-    parser.add_argument("--queries-from", type=Path, action="append", default=[], help="more queries*.jsonl")
+    parser.add_argument("--dataset", type=Path, help="a dataset folder with faq.jsonl and queries*.dev.jsonl")
+    parser.add_argument("--queries-from", type=Path, action="append", default=[], help="more queries JSONL files")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--cache", type=Path, help="folder for the encoded vectors (e.g. under /tmp)")
     args = parser.parse_args(argv)
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dataset is not None:
         from qa_service.embedder import SentenceTransformerEmbedder
 
-        query_files = sorted(args.dataset.glob("queries*.jsonl")) + list(args.queries_from)
+        query_files = sorted(args.dataset.glob("queries*.dev.jsonl")) + list(args.queries_from)
         embedder = SentenceTransformerEmbedder(args.model)  # loads only when something is not cached
         real = encode_dataset(embedder, args.dataset / "faq.jsonl", query_files, args.cache)
     figures = measure_scale(

@@ -21,7 +21,17 @@ from qa_service.index import (
     search_threads,
     vector_index_kind,
 )
-from qa_service.scale import measure_scale, measure_search, recall_at_k, synthetic_index, synthetic_vectors
+from qa_service.scale import (
+    encode_cached,
+    encode_dataset,
+    main,
+    measure_scale,
+    measure_search,
+    recall_at_k,
+    synthetic_index,
+    synthetic_vectors,
+)
+from tests.fakes import HashingEmbedder
 
 DIM = 32
 MODEL = "test/clustered"
@@ -198,3 +208,34 @@ def test_measure_scale_skips_what_it_has_no_vectors_for() -> None:
     assert "clustered" not in figures
     with pytest.raises(ValueError, match="unknown indexes"):
         measure_scale(quick=True, indexes=["huge"])
+
+
+def test_encoded_vectors_are_cached_by_model_and_texts(tmp_path: Path) -> None:
+    embedder = HashingEmbedder()
+    first = encode_cached(embedder, ["Is it safe?", "How long?"], tmp_path)
+    again = encode_cached(embedder, ["Is it safe?", "How long?"], tmp_path)
+    assert embedder.calls == 1 and np.array_equal(first, again)
+    other = encode_cached(embedder, ["How long?", "Is it safe?"], tmp_path)  # other texts (order): encoded
+    assert embedder.calls == 2 and np.array_equal(other, first[::-1])
+    assert encode_cached(HashingEmbedder(name="other/model"), ["Is it safe?", "How long?"], tmp_path) is not None
+    assert len(list(tmp_path.glob("vectors-*.npy"))) == 3
+
+
+def test_encode_dataset_embeds_what_a_build_indexes(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.jsonl"
+    rows = [
+        {"id": "a", "question": "How long do spasms last?", "answer": "A few days.", "source": "https://x.org"},
+        {"id": "b", "question": "Can I drive?", "answer": "", "source": "https://x.org"},  # question only
+    ]
+    faq.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    queries = tmp_path / "queries.dev.jsonl"
+    queries.write_text('{"query": "spasm length", "relevant": ["a"]}\n{"query": "spasm length", "relevant": []}\n')
+    vectors, questions = encode_dataset(HashingEmbedder(), faq, [queries])
+    assert vectors.shape == (3, 256)  # a: question, question+answer; b: question
+    assert questions.shape == (1, 256)  # distinct questions
+
+
+def test_the_command_prints_the_figures_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--quick", "--rows", "400", "--queries", "20", "--only", "random"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["random"]["rows"] == 400 and figures["random"]["search"]["queries"] == 20
