@@ -74,6 +74,15 @@ def measure_in_process(engine: Engine, questions: Sequence[str], *, warmup: int 
     return LatencySummary.of(timings)
 
 
+def measure_in_process_batched(engine: Engine, questions: Sequence[str], *, batch: int = 32) -> float:
+    """Milliseconds per question when answered ``batch`` at a time (what micro-batching can reach)."""
+    engine.answerer.ask_many(list(questions[:batch]))  # warm up
+    started = time.perf_counter()
+    for start in range(0, len(questions), batch):
+        engine.answerer.ask_many(list(questions[start : start + batch]))
+    return round((time.perf_counter() - started) * 1000 / max(1, len(questions)), 3)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -421,6 +430,9 @@ def render(results: Mapping[str, Any]) -> str:
     ]
     floor = results["in_process_ms"]
     lines.append(f"{'in-process floor':<34}{floor['p50_ms']:>9.2f}{floor['p95_ms']:>9.2f}{floor['p99_ms']:>9.2f}")
+    if "in_process_batch32_ms_per_question" in results:
+        per = results["in_process_batch32_ms_per_question"]
+        lines.append(f"{'in-process, 32 at a time (mean)':<34}{per:>9.2f}{'':>27}{1000 / per:>9.0f}")
     http = results["http"]
     runs = [("distinct", "HTTP c={}, distinct questions", http)]
     if "unbatched" in results:

@@ -332,6 +332,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     slices = bench.split_questions(questions, plan)
     engine = load_engine(settings)
     floor = bench.measure_in_process(engine, slices[1])
+    batched = bench.measure_in_process_batched(engine, slices[32])
     env = {"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model}
     http = bench.run_http_benchmark(env, questions, plan)
     results: dict[str, Any] = {
@@ -340,6 +341,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         "index": engine.index.manifest.build_id,
         "entries": engine.index.manifest.entry_count,
         "in_process_ms": floor.__dict__,
+        "in_process_batch32_ms_per_question": batched,
         "http": http,
     }
     distinct = http["distinct"]
