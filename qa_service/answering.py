@@ -39,6 +39,7 @@ def normalize_question(text: str) -> str:
 
 _SENTENCE_END = re.compile(r"\n+|(?<=[.?!])\s+")
 MIN_SENTENCE_WORDS = 3
+QUERY_ENCODE_BATCH = 16  # texts per encoder call within a micro-batch (sorted by length: little padding)
 MAX_SENTENCES = 8
 
 
@@ -220,7 +221,7 @@ class Answerer:
         cleaned = [self.clean(question) for question in questions]
         parts = [sentence_views(text) for text in questions] if self.retriever.weights.sentence_weight > 0 else []
         texts = cleaned + [part for found in parts for part in found]
-        encoded = self.embedder.encode(texts, batch_size=max(1, min(len(texts), 64)))
+        encoded = self.embedder.encode(texts, batch_size=QUERY_ENCODE_BATCH)
         vectors = encoded[: len(cleaned)]
         offsets = iter(range(len(cleaned), len(texts)))
         sentences = [[(part, encoded[next(offsets)]) for part in found] for found in parts] if parts else None

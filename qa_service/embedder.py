@@ -168,9 +168,12 @@ class SentenceTransformerEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        # Longest first, so each batch holds texts of similar length: padding to a batch's longest
+        # text is the cost, and one long message in a batch of short questions multiplies it.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         parts = []
         for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
+            batch = [texts[i] for i in order[start : start + batch_size]]
             parts.append(
                 self._model.encode(
                     batch,
@@ -182,7 +185,9 @@ class SentenceTransformerEmbedder:
             )
             if on_batch is not None:
                 on_batch(len(batch))
-        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+        vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
+        vectors[order] = np.vstack(parts)
+        return vectors
 
     def fine_tuned(
         self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
