@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -192,13 +192,13 @@ class ServiceState:
         return self.settings.record_unanswered and decision.status in ("no_answer", "clarify")
 
     def record_unanswered(self, question: str, decision: Decision) -> None:
-        status = decision.status
-        if not self.settings.record_unanswered or status not in ("no_answer", "clarify"):
+        if not self.records(decision):
             return
         if self.store is None:
             logger.warning("unanswered question not recorded: %s", self.store_error)
             return
         try:
+            status: Literal["no_answer", "clarify"] = "clarify" if decision.status == "clarify" else "no_answer"
             self.store.add_unanswered(question, status, [c.entry.id for c in decision.alternatives])
         except StorageError as exc:
             logger.warning("unanswered question not recorded: %s", exc.message)

@@ -353,10 +353,10 @@ def _manifest_for(
     )
 
 
-def _build_vector_index(content: BuildContent) -> tuple[VectorIndex, BuildContent]:
+def _build_vector_index(content: BuildContent, kind: str | None = None) -> tuple[VectorIndex, BuildContent]:
     """The vector index for a build, and the content with its build time added (HNSW takes minutes at 1M)."""
     started = time.perf_counter()
-    index = make_vector_index(content.vectors)
+    index = make_vector_index(content.vectors, kind=kind)
     seconds = time.perf_counter() - started
     return index, replace(content, build_seconds=content.build_seconds + seconds)
 
@@ -525,9 +525,10 @@ def load_index(index_dir: Path, *, model: str, build_id: str | None = None) -> F
     return FaqIndex(manifest, entries, row_entry, row_field, vector_index, keywords, path=build_dir)
 
 
-def build_in_memory(content: BuildContent) -> FaqIndex:
-    """An index that is never written (evaluation runs): same search, no files."""
-    vectors, content = _build_vector_index(content)
+def build_in_memory(content: BuildContent, *, kind: str | None = None) -> FaqIndex:
+    """An index that is never written (evaluation runs): same search, no files. ``kind`` overrides
+    the vector index chosen by size (e.g. "flat" for a few exact searches without an HNSW build)."""
+    vectors, content = _build_vector_index(content, kind)
     manifest = _manifest_for(
         content, build_id="in-memory", files={}, index_type=vectors.kind, index_params=vectors.params
     )
