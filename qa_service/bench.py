@@ -1,11 +1,13 @@
 """Latency benchmark: the in-process floor (embed + search + decide) and HTTP against a real server.
 
 The server runs as a separate process (``qa-service serve`` on a loopback port) and is driven by
-an httpx client from this process, so the figures include HTTP parsing, validation and JSON.
+the lean load generator of qa_service.loadgen from this process, so the figures include HTTP
+parsing, validation and JSON, and as little of the client's own time as we could manage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -24,6 +26,7 @@ from qa_service.corpus import FaqEntry
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine
 from qa_service.errors import QaError
+from qa_service.loadgen import drive
 from qa_service.settings import Settings
 
 
@@ -127,20 +130,6 @@ def start_server(env: dict[str, str] | None = None, *, timeout: float = 60.0) ->
     raise QaError(f"the server was not ready after {timeout:.0f}s")
 
 
-def measure_http(base_url: str, questions: Sequence[str], *, warmup: int = 5) -> LatencySummary:
-    """Sequential requests (concurrency 1), each a distinct question."""
-    timings = []
-    with httpx.Client(base_url=base_url, timeout=30.0) as client:
-        for question in questions[:warmup]:
-            client.post("/v1/ask", json={"question": question}).raise_for_status()
-        for question in questions:
-            started = time.perf_counter()
-            response = client.post("/v1/ask", json={"question": question})
-            timings.append(time.perf_counter() - started)
-            response.raise_for_status()
-    return LatencySummary.of(timings)
-
-
 def resident_mb(pid: int) -> float:
     """Resident memory of a process (Linux /proc), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -181,71 +170,21 @@ class LoadResult:
         return result
 
 
-def server_time(response: httpx.Response) -> float | None:
-    """Seconds the server says it spent (``Server-Timing: app;dur=<ms>``), if it says."""
-    for part in response.headers.get("server-timing", "").split(","):
-        name, _, params = part.strip().partition(";")
-        if name == "app" and params.startswith("dur="):
-            return float(params[4:]) / 1000
-    return None
-
-
-@dataclass
-class _Drive:
-    latencies: list[float]
-    server: list[float]
-    failures: int
-
-
-async def _drive(base_url: str, questions: Sequence[str], total: int, concurrency: int) -> _Drive:
-    """``total`` requests cycling through ``questions``, ``concurrency`` at a time."""
-    import asyncio
-
-    run = _Drive([], [], 0)
-    next_index = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60.0, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal next_index
-            while next_index < total:
-                question = questions[next_index % len(questions)]
-                next_index += 1
-                started = time.perf_counter()
-                try:
-                    response = await client.post("/v1/ask", json={"question": question})
-                    if response.status_code != 200:
-                        run.failures += 1
-                    spent = server_time(response)
-                    if spent is not None:
-                        run.server.append(spent)
-                except httpx.HTTPError:
-                    run.failures += 1
-                run.latencies.append(time.perf_counter() - started)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return run
-
-
 def measure_load(
     server: ServerProcess, questions: Sequence[str], *, total: int, concurrency: int, warmup: int = 500
 ) -> LoadResult:
     """A load test against a running server: failures, latency, throughput, memory growth.
 
     ``warmup`` requests (cycling the same questions) go first and are not counted."""
-    import asyncio
-
     if warmup:
-        asyncio.run(_drive(server.base_url, questions, min(warmup, total), concurrency))
+        asyncio.run(drive(server.base_url, questions, min(warmup, total), concurrency))
     rss_start = resident_mb(server.process.pid)
-    started = time.perf_counter()
-    run = asyncio.run(_drive(server.base_url, questions, total, concurrency))
-    seconds = time.perf_counter() - started
+    run = asyncio.run(drive(server.base_url, questions, total, concurrency))
     return LoadResult(
         total,
         run.failures,
         concurrency,
-        seconds,
+        run.seconds,
         LatencySummary.of(run.latencies),
         rss_start,
         resident_mb(server.process.pid),
@@ -297,9 +236,7 @@ def measure_levels(
     server: ServerProcess, slices: dict[int, list[str]], warmup_questions: Sequence[str], warmup: int
 ) -> dict[int, LoadResult]:
     """Distinct questions at each concurrency level (each question once)."""
-    import asyncio
-
-    asyncio.run(_drive(server.base_url, warmup_questions, warmup, 1))
+    asyncio.run(drive(server.base_url, warmup_questions, warmup, 1))
     return {
         level: measure_load(server, questions, total=len(questions), concurrency=level, warmup=0)
         for level, questions in slices.items()

@@ -1,0 +1,107 @@
+"""The benchmark's load generator against small scripted servers: what it counts must be right,
+or every figure in BENCHMARKS.md is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from qa_service.loadgen import Run, drive, post_json, server_time
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _run(handler: Handler, questions: list[str], **options: Any) -> Run:
+    """``drive`` against a scripted server; returns once every connection is closed on both sides."""
+    handlers: list[asyncio.Task[None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        run = await drive(f"http://127.0.0.1:{port}", questions, **options)
+        await asyncio.gather(*handlers)  # the client closed its connections: handlers see EOF
+    return run
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict[str, str] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    result: dict[str, str] = json.loads(await reader.readexactly(length))
+    return result
+
+
+def _response(status: int, body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n%s\r\n%s" % (status, len(body), extra, body)
+
+
+def test_counts_every_request_failures_and_the_servers_own_time() -> None:
+    seen: list[str] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await _read_request(reader)) is not None:
+            seen.append(request["question"])
+            if request["question"] == "bad":
+                writer.write(_response(422, b'{"error": {}}'))
+            else:
+                body = b'{"status": "answered"}'
+                head = _response(200, body, b"server-timing: app;dur=2.500\r\n")
+                writer.write(head[:-5])  # a reply split across writes is still one reply
+                await writer.drain()
+                writer.write(head[-5:])
+            await writer.drain()
+
+    run = asyncio.run(_run(handler, ["one", "bad", "three"], total=7, concurrency=2))
+    assert len(run.latencies) == 7 and run.seconds > 0
+    assert run.failures == 2  # "bad" came up twice in 7 requests cycling 3 questions
+    assert run.server == [0.0025] * 5
+    assert sorted(seen) == sorted(["one", "bad", "three"] * 2 + ["one"])
+
+
+def test_a_dropped_connection_is_a_failure_and_the_client_reconnects() -> None:
+    answered = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        while (request := await _read_request(reader)) is not None:
+            if request["question"] == "drop":
+                return  # closed without a reply
+            answered += 1
+            writer.write(_response(200, b"{}"))
+            await writer.drain()
+
+    run = asyncio.run(_run(handler, ["a", "drop", "b", "c"], total=8, concurrency=1))
+    assert len(run.latencies) == 8 and run.failures == 2 and run.server == []
+    assert answered == 6
+
+
+def test_a_reply_that_never_comes_times_out() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        await reader.read()  # never replies; returns when the client gives up and closes
+
+    run = asyncio.run(_run(handler, ["slow"], total=1, concurrency=1, timeout=0.2))
+    assert run.failures == 1 and run.latencies[0] < 2
+
+
+def test_request_bytes_and_server_timing_parsing() -> None:
+    request = post_json("127.0.0.1:8000", "/v1/ask", {"question": "héllo"})
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/ask HTTP/1.1\r\nhost: 127.0.0.1:8000\r\n")
+    assert b"content-length: %d" % len(body) in head and json.loads(body) == {"question": "héllo"}
+    assert server_time({b"server-timing": b"db;dur=1, app;dur=12.5"}) == 0.0125
+    assert server_time({}) is None
