@@ -41,6 +41,7 @@ from qa_service.errors import (
 )
 from qa_service.guards import Guards, TokenBuckets
 from qa_service.index import current_build_id
+from qa_service.memory import HeapTrimmer
 from qa_service.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
@@ -112,6 +113,7 @@ class ServiceState:
             max_batch=settings.batch_max,
             window=settings.batch_window_ms / 1000,
             on_batch=self.metrics.batch_size.observe,
+            after_batch=HeapTrimmer().maybe_trim,  # keeps resident memory flat under load
         )
 
     async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:

@@ -44,13 +44,17 @@ class MicroBatcher:
         max_batch: int = 32,
         window: float = 0.002,
         on_batch: Callable[[int], None] | None = None,
+        after_batch: Callable[[], object] | None = None,
         name: str = "qa-batcher",
     ) -> None:
+        """``on_batch(size)`` runs before each batch is answered, ``after_batch()`` after it (on the
+        worker thread; e.g. handing the encoder's freed memory back, see qa_service.memory)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.max_batch = max_batch
         self.window = window
         self._on_batch = on_batch
+        self._after_batch = after_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -80,6 +84,11 @@ class MicroBatcher:
             batch, stop = self._collect(first, wait=self.window if previous > 1 else 0.0)
             previous = len(batch)
             self._answer(batch)
+            if self._after_batch is not None:
+                try:
+                    self._after_batch()
+                except Exception:  # housekeeping must never stop the worker
+                    logger.exception("after-batch hook failed")
             if stop:
                 return
 

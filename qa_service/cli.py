@@ -209,10 +209,6 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.memory import fix_malloc_mmap_threshold
-
-    fix_malloc_mmap_threshold()  # before the model allocates anything: keeps memory flat under load
-
     import uvicorn
 
     from qa_service.app import create_app

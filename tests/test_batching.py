@@ -224,3 +224,22 @@ def test_concurrent_requests_are_batched_through_the_api(
     metrics = client.get("/metrics").text
     count = next(line for line in metrics.splitlines() if line.startswith("qa_batch_questions_count"))
     assert float(count.split()[-1]) < len(questions)  # fewer encoder calls than questions
+
+
+def test_the_batcher_calls_its_after_batch_hook_and_survives_its_failure(answerer: Answerer) -> None:
+    done = threading.Event()
+    calls: list[int] = []
+
+    def hook() -> None:
+        calls.append(1)
+        done.set()
+        raise RuntimeError("housekeeping broke")
+
+    batcher = MicroBatcher(after_batch=hook)
+    try:
+        first = batcher.submit(answerer, "how long do back spasms last", 3).result(timeout=30)
+        assert done.wait(5)
+        second = batcher.submit(answerer, "how long do back spasms last", 3).result(timeout=30)
+    finally:
+        batcher.close()
+    assert first.status == second.status and len(calls) == 2

@@ -1,24 +1,43 @@
-"""The server's allocator setting (see qa_service/memory.py)."""
+"""Handing the encoder's freed memory back to the system (see qa_service/memory.py)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 
-from qa_service.memory import fix_malloc_mmap_threshold
+from qa_service.memory import HeapTrimmer
 
 
-def test_the_operators_own_setting_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert fix_malloc_mmap_threshold() is False
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_the_server_fixes_the_threshold_on_linux(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The effect (memory flat under load) is measured by `qa-service bench --load`, see BENCHMARKS.md."""
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    script = "from qa_service.memory import fix_malloc_mmap_threshold as f; print(f())"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "True"
+def test_trims_at_most_once_per_period() -> None:
+    calls: list[int] = []
+    clock = Clock()
+    trimmer = HeapTrimmer(1.0, trim=lambda: calls.append(1), clock=clock)
+    assert trimmer.maybe_trim() is True  # the first batch trims
+    clock.now += 0.5
+    assert trimmer.maybe_trim() is False
+    clock.now += 0.6
+    assert trimmer.maybe_trim() is True
+    assert len(calls) == trimmer.trims == 2
+
+
+def test_a_failing_trim_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> None:
+        raise OSError("no")
+
+    assert HeapTrimmer(trim=broken).maybe_trim() is False
+    assert "malloc_trim failed" in caplog.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_glibc_trim_is_found_and_runs_on_linux() -> None:
+    trimmer = HeapTrimmer()
+    assert trimmer.available and trimmer.maybe_trim() is True
