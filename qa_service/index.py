@@ -38,7 +38,7 @@ from typing import Any
 import faiss
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from qa_service.corpus import FaqEntry
 from qa_service.errors import IndexMismatchError, IndexUnavailableError
@@ -54,6 +54,7 @@ ENTRIES = "entries.json"
 ROWS = "rows.npz"
 VECTORS = "vectors.faiss"
 KEYWORDS = "keywords"
+ENTRY_LIST = TypeAdapter(list[FaqEntry])  # entries.json: one fast (de)serialisation of the whole list
 NEAR_DUPLICATES = "near_duplicates.json"
 MODEL_DIR = "model"
 _TMP_PREFIX = ".tmp-"
@@ -370,10 +371,7 @@ def publish_build(index_dir: Path, content: BuildContent, *, keep_builds: int = 
     tmp = builds / f"{_TMP_PREFIX}{build_id}"
     tmp.mkdir()
     try:
-        (tmp / ENTRIES).write_text(
-            json.dumps([entry.model_dump(mode="json") for entry in content.entries], ensure_ascii=False),
-            encoding="utf-8",
-        )
+        (tmp / ENTRIES).write_bytes(ENTRY_LIST.dump_json(list(content.entries)))
         with (tmp / ROWS).open("wb") as handle:
             np.savez(handle, entry=content.row_entry, field=content.row_field)
         vector_index, content = _build_vector_index(content)
@@ -504,7 +502,7 @@ def load_index(index_dir: Path, *, model: str, build_id: str | None = None) -> F
         if _sha256(path) != expected:
             raise IndexUnavailableError(f"{path}: checksum mismatch; the build is corrupt, rebuild or roll back")
     try:
-        entries = [FaqEntry.model_validate(raw) for raw in json.loads((build_dir / ENTRIES).read_text("utf-8"))]
+        entries = ENTRY_LIST.validate_json((build_dir / ENTRIES).read_bytes())
         with np.load(build_dir / ROWS, allow_pickle=False) as rows:
             row_entry = rows["entry"].astype(np.int32)
             row_field = rows["field"].astype(np.int8)
