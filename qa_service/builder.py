@@ -36,7 +36,7 @@ from qa_service.index import (
     publish_build,
     read_manifest,
 )
-from qa_service.keywords import KeywordIndex
+from qa_service.keywords import TERMS_FILE, KeywordIndex, TermCache
 from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
 from qa_service.training import TrainingPair, epochs_for, plan_training, training_pairs
@@ -297,6 +297,7 @@ def prepare_build(
             bar.update(count)
 
         vectors = cache.encode(adapted.encoder, texts, batch_size=settings.encode_batch_size, on_batch=advance)
+    terms = TermCache(index_dir / CACHE_DIR / TERMS_FILE if index_dir else None)
     content = BuildContent(
         entries=kept,
         vectors=vectors,
@@ -307,7 +308,7 @@ def prepare_build(
         corpus_hash=hash_entries(kept),
         excluded_ids=dropped,
         build_seconds=time.perf_counter() - started,
-        keywords=KeywordIndex.build(keyword_texts(kept)) if kept else None,
+        keywords=KeywordIndex.build(keyword_texts(kept), terms) if kept else None,
         keyword_fields=["question+alternates", "question+answer"] if kept else [],
         build_settings=build_settings(settings),
         fine_tune=adapted.fine_tune,
@@ -318,7 +319,14 @@ def prepare_build(
     near = find_near_duplicates(kept, vectors[question_rows], known=known) if kept else []
     calibration = measure_offtopic(content, cache, adapted.encoder, settings)
     cache.save(keep=[*texts, *reference_questions()])
-    logger.info("embedding cache: %d texts reused, %d embedded", cache.hits, cache.misses)
+    terms.save()
+    logger.info(
+        "caches: %d texts' vectors reused, %d embedded; %d texts' keywords reused, %d tokenised",
+        cache.hits,
+        cache.misses,
+        terms.hits,
+        terms.misses,
+    )
     return replace(
         content,
         calibration=calibration,

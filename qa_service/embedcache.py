@@ -14,25 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from qa_service.cachefiles import (
+    CACHE_DIR,
+    digest_array,
+    read_arrays,
+    remove_stale_temporaries,
+    text_digest,
+    write_arrays,
+)
 from qa_service.embedder import Embedder
+
+__all__ = ["CACHE_DIR", "EmbeddingCache", "model_key"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_DIR = "cache"
 KEEP_MODEL_FILES = 3
-
-
-def text_digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def model_key(*parts: object) -> str:
@@ -59,16 +61,12 @@ class EmbeddingCache:
         return None if self.folder is None else self.folder / f"embeddings-{self.key}.npz"
 
     def _read(self) -> None:
-        path = self.path
-        if path is None or not path.is_file():
+        arrays = read_arrays(self.path, ("digests", "vectors"))
+        if arrays is None:
             return
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                digests, vectors = data["digests"], data["vectors"]
-            if digests.ndim != 2 or digests.shape[1] != 32 or vectors.shape != (len(digests), self.dimension):
-                raise ValueError("unexpected shapes")
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+        digests, vectors = arrays["digests"], arrays["vectors"]
+        if vectors.shape != (len(digests), self.dimension):
+            logger.warning("ignoring embedding cache %s: vectors of another shape", self.path)
             return
         vectors = vectors.astype(np.float32, copy=False)
         self._rows = {bytes(digest): vectors[row] for row, digest in enumerate(digests)}
@@ -108,24 +106,13 @@ class EmbeddingCache:
         if keep is not None:
             wanted = {text_digest(text) for text in keep}
             rows = {digest: vector for digest, vector in rows.items() if digest in wanted}
-        digests = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 32)
         vectors = np.vstack(list(rows.values())) if rows else np.zeros((0, self.dimension), dtype=np.float32)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
-            with os.fdopen(handle, "wb") as out:
-                np.savez(out, digests=digests, vectors=vectors.astype(np.float32, copy=False))
-            os.replace(tmp, path)
-        except OSError as exc:  # the build itself is fine; the next one just embeds more
-            logger.warning("could not write the embedding cache %s: %s", path, exc)
-            return
-        self._prune()
+        if write_arrays(path, {"digests": digest_array(list(rows)), "vectors": vectors.astype(np.float32, copy=False)}):
+            self._prune()
 
     def _prune(self) -> None:
         assert self.folder is not None
         files = sorted(self.folder.glob("embeddings-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[KEEP_MODEL_FILES:]:
             old.unlink(missing_ok=True)
-        for stale in self.folder.glob(".tmp-*"):  # left by a killed build (an hour is far longer than a save)
-            if time.time() - stale.stat().st_mtime > 3600:
-                stale.unlink(missing_ok=True)
+        remove_stale_temporaries(self.folder)

@@ -13,11 +13,14 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+
+from qa_service.cachefiles import digest_array, read_arrays, remove_stale_temporaries, text_digest, write_arrays
 
 K1 = 1.2
 B = 0.75
@@ -124,28 +127,135 @@ def tokenize(text: str) -> list[str]:
     return [stem(word) for word in _WORD.findall(ascii_text) if word not in STOPWORDS]
 
 
-def _bm25_matrix(texts: Sequence[str], vocab: dict[str, int]) -> tuple[sp.csc_matrix, npt.NDArray[np.float32]]:
-    rows: list[int] = []
-    cols: list[int] = []
-    counts: list[int] = []
-    lengths = np.zeros(len(texts), dtype=np.float32)
-    for row, text in enumerate(texts):
-        terms = Counter(tokenize(text))
-        lengths[row] = sum(terms.values())
-        for term, count in terms.items():
-            rows.append(row)
-            cols.append(vocab.setdefault(term, len(vocab)))
-            counts.append(count)
-    n_docs = len(texts)
-    row_index = np.asarray(rows, dtype=np.int64)
-    col_index = np.asarray(cols, dtype=np.int64)
-    tf = np.asarray(counts, dtype=np.float32)
-    document_frequency = np.bincount(col_index, minlength=len(vocab)).astype(np.float32)
+TERMS_VERSION = 1  # bump when tokenize(), stem() or STOPWORDS change: cached term counts go stale
+TERMS_FILE = f"keyword-terms-v{TERMS_VERSION}.npz"
+
+
+@dataclass(frozen=True)
+class _Postings:
+    """Term counts of a field's texts, one element per (text, term), in the order tokenising gives."""
+
+    rows: npt.NDArray[np.int64]  # the text's position in the field
+    terms: npt.NDArray[np.int64]  # the term, as a number of the TermCache
+    counts: npt.NDArray[np.int64]
+
+
+class TermCache:
+    """Tokenised texts by text hash, so that a rebuild tokenises only the texts that changed (on
+    44k medquad entries tokenising is most of the keyword index's build time).
+
+    ``path`` None: a cache that remembers nothing between builds. An unreadable file is ignored."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.terms: list[str] = []
+        self._term_ids: dict[str, int] = {}
+        self._rows: dict[bytes, int] = {}  # text digest -> row of the stores below
+        self._indptr: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)  # rows' elements, CSR-like
+        self._ids: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._new_ids: list[int] = []  # rows tokenised since the last _compact()
+        self._new_counts: list[int] = []
+        self._new_indptr: list[int] = []
+        self._size = 0  # elements stored
+        self._used: dict[int, None] = {}  # rows looked up by this build, in order
+        self.hits = 0
+        self.misses = 0
+        arrays = read_arrays(path, ("digests", "indptr", "ids", "counts", "terms"))
+        if arrays is not None:
+            self.terms = [str(term) for term in arrays["terms"].tolist()]
+            self._term_ids = {term: number for number, term in enumerate(self.terms)}
+            self._rows = {bytes(digest): row for row, digest in enumerate(arrays["digests"])}
+            self._indptr = arrays["indptr"].astype(np.int64)
+            self._ids = arrays["ids"].astype(np.int64)
+            self._counts = arrays["counts"].astype(np.int64)
+            self._size = int(self._indptr[-1])
+
+    def _row(self, text: str) -> int:
+        digest = text_digest(text)
+        row = self._rows.get(digest)
+        if row is not None:
+            self.hits += 1
+            return row
+        self.misses += 1
+        counted = Counter(tokenize(text))
+        for term in counted:
+            number = self._term_ids.get(term)
+            if number is None:
+                number = self._term_ids[term] = len(self.terms)
+                self.terms.append(term)
+            self._new_ids.append(number)
+        self._new_counts.extend(counted.values())
+        self._size += len(counted)
+        self._new_indptr.append(self._size)
+        row = self._rows[digest] = len(self._rows)
+        return row
+
+    def postings(self, texts: Sequence[str]) -> _Postings:
+        rows = np.asarray([self._row(text) for text in texts], dtype=np.int64)
+        self._used.update(dict.fromkeys(rows.tolist()))
+        self._compact()
+        return _gather(self._indptr, self._ids, self._counts, rows)
+
+    def _compact(self) -> None:
+        if self._new_indptr:
+            self._indptr = np.concatenate([self._indptr, np.asarray(self._new_indptr, dtype=np.int64)])
+            self._ids = np.concatenate([self._ids, np.asarray(self._new_ids, dtype=np.int64)])
+            self._counts = np.concatenate([self._counts, np.asarray(self._new_counts, dtype=np.int64)])
+            self._new_ids, self._new_counts, self._new_indptr = [], [], []
+
+    def save(self) -> None:
+        """Keep the texts this build looked up (nothing else) for the next one."""
+        if self.path is None:
+            return
+        self._compact()
+        by_row = {row: digest for digest, row in self._rows.items()}
+        rows = np.asarray(list(self._used), dtype=np.int64)
+        kept = _gather(self._indptr, self._ids, self._counts, rows)
+        used_terms, ids = np.unique(kept.terms, return_inverse=True)
+        lengths = np.bincount(kept.rows, minlength=len(rows))
+        write_arrays(
+            self.path,
+            {
+                "digests": digest_array([by_row[row] for row in rows.tolist()]),
+                "indptr": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                "ids": ids.astype(np.int32),
+                "counts": kept.counts.astype(np.int32),
+                "terms": np.asarray([self.terms[term] for term in used_terms.tolist()], dtype=str),
+            },
+        )
+        remove_stale_temporaries(self.path.parent)
+
+
+def _gather(
+    indptr: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+) -> _Postings:
+    """The elements of ``rows`` (a ragged gather), numbered 0..len(rows)-1 in the result."""
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    total = int(lengths.sum())
+    before = np.cumsum(lengths) - lengths
+    positions = np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
+    return _Postings(np.repeat(np.arange(len(rows), dtype=np.int64), lengths), ids[positions], counts[positions])
+
+
+def _bm25_matrix(
+    postings: _Postings, terms: npt.NDArray[np.int64], n_docs: int, width: int, seen: int
+) -> tuple[sp.csc_matrix, npt.NDArray[np.float32]]:
+    """BM25 weights of one field; ``terms`` are the columns. IDF covers the first ``seen`` columns
+    (the terms of this field and the ones before it) and is 0 after them."""
+    row_index = postings.rows
+    tf = postings.counts.astype(np.float32)
+    lengths = np.bincount(row_index, weights=postings.counts, minlength=n_docs).astype(np.float32)
+    document_frequency = np.bincount(terms, minlength=seen).astype(np.float32)
     idf = np.log1p((n_docs - document_frequency + 0.5) / (document_frequency + 0.5))
     average = float(lengths.mean()) if n_docs and lengths.mean() > 0 else 1.0
-    weight = tf * (K1 + 1) / (tf + K1 * (1 - B + B * lengths[row_index] / average)) * idf[col_index]
-    matrix = sp.csc_matrix((weight, (row_index, col_index)), shape=(n_docs, len(vocab)), dtype=np.float32)
-    return matrix, idf.astype(np.float32)
+    weight = tf * (K1 + 1) / (tf + K1 * (1 - B + B * lengths[row_index] / average)) * idf[terms]
+    matrix = sp.csc_matrix((weight, (row_index, terms)), shape=(n_docs, width), dtype=np.float32)
+    return matrix, np.pad(idf.astype(np.float32), (0, width - seen))
 
 
 MIN_CORRECTED_LENGTH = 5  # shorter words are too easily "corrected" into another real word
@@ -213,10 +323,24 @@ class KeywordIndex:
         self._corrector = SpellingCorrector(vocab, self.idf[-1] if self.idf else np.zeros(0, np.float32))
 
     @classmethod
-    def build(cls, field_texts: Sequence[Sequence[str]]) -> KeywordIndex:
-        """``field_texts[f][i]`` is field f's text of entry i."""
-        vocab: dict[str, int] = {}
-        built = [_bm25_matrix(texts, vocab) for texts in field_texts]
+    def build(cls, field_texts: Sequence[Sequence[str]], cache: TermCache | None = None) -> KeywordIndex:
+        """``field_texts[f][i]`` is field f's text of entry i. With a ``cache``, texts tokenised by an
+        earlier build are not tokenised again; the index is the same either way."""
+        cache = cache or TermCache()
+        postings = [cache.postings(texts) for texts in field_texts]
+        # Columns numbered by first use, field after field, text after text: a deterministic vocabulary
+        # that does not depend on what the cache held.
+        everything = np.concatenate([p.terms for p in postings]) if postings else np.zeros(0, np.int64)
+        used, first = np.unique(everything, return_index=True)
+        order = used[np.argsort(first, kind="stable")]
+        column = np.full(len(cache.terms), -1, dtype=np.int64)
+        column[order] = np.arange(len(order), dtype=np.int64)
+        vocab = {cache.terms[term]: number for number, term in enumerate(order.tolist())}
+        built, seen = [], 0
+        for field_postings, texts in zip(postings, field_texts, strict=True):
+            terms = column[field_postings.terms]
+            seen = max(seen, int(terms.max()) + 1 if len(terms) else 0)
+            built.append(_bm25_matrix(field_postings, terms, len(texts), len(vocab), seen))
         return cls(vocab, [matrix for matrix, _ in built], [idf for _, idf in built])
 
     @property

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.keywords import KeywordIndex, tokenize
+from qa_service.keywords import KeywordIndex, TermCache, tokenize
 
 
 def test_tokenize_drops_stopwords_and_light_stems() -> None:
@@ -58,3 +58,50 @@ def test_misspelt_words_meet_the_corpus_word_one_edit_away() -> None:
     assert index.query_terms("half") == {"half"}  # short words are left alone ("calf")
     assert index.query_terms("migraine") == {"migraine"}  # nothing one edit away
     assert int(np.argmax(index.scores("chiropracter"))) == 1
+
+
+def _same_index(a: KeywordIndex, b: KeywordIndex) -> None:
+    assert a.vocab == b.vocab and list(a.vocab) == list(b.vocab)  # same columns in the same order
+    for first, second in zip(a.fields, b.fields, strict=True):
+        assert first.shape == second.shape
+        for part in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(first, part), getattr(second, part))
+    for first_idf, second_idf in zip(a.idf, b.idf, strict=True):
+        assert np.array_equal(first_idf, second_idf)
+
+
+def test_a_rebuild_with_the_term_cache_tokenises_only_changed_texts_and_equals_a_fresh_build(tmp_path: Path) -> None:
+    questions = ["How long do back spasms last?", "Is walking good for back pain?", "What is zolmitriptan?"]
+    qa = [f"{q} {a}" for q, a in zip(questions, ["A few days.", "Walking helps.", "A migraine medicine."], strict=True)]
+    path = tmp_path / "terms.npz"
+    cache = TermCache(path)
+    _same_index(KeywordIndex.build([questions, qa], cache), KeywordIndex.build([questions, qa]))
+    assert cache.misses == 6
+    cache.save()
+
+    # one answer edited, one entry removed, one added (with words the corpus never had)
+    edited_questions = [questions[0], questions[2], "Can hiccups be dangerous?"]
+    edited_qa = [qa[0], qa[2] + " Ask your pharmacist.", "Can hiccups be dangerous? Rarely."]
+    again = TermCache(path)
+    rebuilt = KeywordIndex.build([edited_questions, edited_qa], again)
+    assert (again.hits, again.misses) == (3, 3)
+    _same_index(rebuilt, KeywordIndex.build([edited_questions, edited_qa]))
+    assert "walking" not in rebuilt.vocab and "hiccup" in rebuilt.vocab  # removed words leave the vocabulary
+    again.save()
+    reread = TermCache(path)
+    reread.postings(edited_questions + edited_qa)
+    assert reread.misses == 0
+    kept = TermCache(path)
+    kept.postings([questions[1]])  # dropped from the file: only the last build's texts are kept
+    assert kept.misses == 1
+
+
+def test_an_unreadable_term_cache_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "terms.npz"
+    path.write_bytes(b"not a zip file")
+    cache = TermCache(path)
+    texts = ["back spasm", "neck pain"]
+    _same_index(KeywordIndex.build([texts], cache), KeywordIndex.build([texts]))
+    assert cache.misses == 2
+    cache.save()  # replaced by a good one
+    assert TermCache(path).terms
