@@ -40,7 +40,7 @@ from qa_service.errors import (
     UnauthorizedError,
 )
 from qa_service.guards import Guards, TokenBuckets
-from qa_service.index import current_build_id
+from qa_service.index import current_build_id, set_search_threads
 from qa_service.memory import HeapTrimmer
 from qa_service.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from qa_service.privacy import scrub
@@ -64,6 +64,11 @@ from qa_service.storage import FeedbackStore, SQLiteFeedbackStore
 from qa_service.web import add_web_routes
 
 logger = logging.getLogger(__name__)
+
+# faiss threads for the batcher's searches. One: a search of a batch takes microseconds to a few
+# milliseconds, and a second OpenMP pool spinning beside torch's on two cores slowed it down (see
+# BENCHMARKS.md); the other core is better left to the event loop.
+SERVICE_SEARCH_THREADS = 1
 
 _STATUS_FOR_ERROR: dict[type[QaError], int] = {
     NotFoundError: 404,
@@ -114,6 +119,7 @@ class ServiceState:
             window=settings.batch_window_ms / 1000,
             on_batch=self.metrics.batch_size.observe,
             after_batch=HeapTrimmer().maybe_trim,  # keeps resident memory flat under load
+            on_start=lambda: set_search_threads(SERVICE_SEARCH_THREADS),
         )
 
     async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:

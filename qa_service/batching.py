@@ -45,16 +45,19 @@ class MicroBatcher:
         window: float = 0.002,
         on_batch: Callable[[int], None] | None = None,
         after_batch: Callable[[], object] | None = None,
+        on_start: Callable[[], object] | None = None,
         name: str = "qa-batcher",
     ) -> None:
-        """``on_batch(size)`` runs before each batch is answered, ``after_batch()`` after it (on the
-        worker thread; e.g. handing the encoder's freed memory back, see qa_service.memory)."""
+        """Hooks run on the worker thread: ``on_start()`` once, first (per-thread settings such as
+        faiss's thread count); ``on_batch(size)`` before each batch is answered; ``after_batch()``
+        after it (e.g. handing the encoder's freed memory back, see qa_service.memory)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.max_batch = max_batch
         self.window = window
         self._on_batch = on_batch
         self._after_batch = after_batch
+        self._on_start = on_start
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -76,6 +79,11 @@ class MicroBatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            try:
+                self._on_start()
+            except Exception:  # a tuning hook must never stop the worker
+                logger.exception("batcher start hook failed")
         previous = 1
         while True:
             first = self._queue.get()

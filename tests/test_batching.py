@@ -12,9 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa_service.answering import Answerer, Decision
+from qa_service.app import create_app
 from qa_service.batching import AnswerCache, MicroBatcher
 from qa_service.embedder import Vectors
 from qa_service.engine import load_engine
+from qa_service.index import search_threads
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder
 
@@ -243,3 +245,22 @@ def test_the_batcher_calls_its_after_batch_hook_and_survives_its_failure(answere
     finally:
         batcher.close()
     assert first.status == second.status and len(calls) == 2
+
+
+def test_the_services_batcher_searches_with_one_faiss_thread(built_settings: Settings) -> None:
+    """Two OpenMP pools (torch's and faiss's) spinning on two cores slowed batches down: the worker
+    searches on one thread and leaves the rest of the process alone."""
+    seen: list[tuple[str, int]] = []
+
+    class Recording(HashingEmbedder):
+        def encode(
+            self, texts: Sequence[str], *, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
+        ) -> Vectors:
+            seen.append((threading.current_thread().name, search_threads()))
+            return super().encode(texts, batch_size=batch_size, on_batch=on_batch)
+
+    before = search_threads()
+    with TestClient(create_app(built_settings, embedder=Recording())) as client:
+        assert client.post("/v1/ask", json={"question": "how long do back spasms last"}).status_code == 200
+    assert seen == [("qa-batcher", 1)]
+    assert search_threads() == before
