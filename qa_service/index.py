@@ -256,16 +256,22 @@ class FaqIndex:
         scores, ids = self.vector_index.search(queries, rows)
         results = []
         for query_scores, query_ids in zip(scores, ids, strict=True):
-            best: dict[int, Hit] = {}
-            for score, row in zip(query_scores, query_ids, strict=True):
-                if row < 0:
-                    continue
-                entry = int(self.row_entry[row])
-                if entry not in best:  # rows arrive best first
-                    best[entry] = Hit(entry, float(score), FIELD_NAMES[int(self.row_field[row])])
-                    if len(best) == k:
-                        break
-            results.append(list(best.values()))
+            found = query_ids >= 0
+            rows, row_scores = query_ids[found], query_scores[found]
+            entries = self.row_entry[rows]
+            _, first = np.unique(entries, return_index=True)  # rows arrive best first: an entry's first is its best
+            best = np.sort(first)[:k]
+            results.append(
+                [
+                    Hit(entry, score, FIELD_NAMES[field])
+                    for entry, score, field in zip(
+                        entries[best].tolist(),
+                        row_scores[best].tolist(),
+                        self.row_field[rows[best]].tolist(),
+                        strict=True,
+                    )
+                ]
+            )
         return results
 
 

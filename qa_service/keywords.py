@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from qa_service.arrays import ragged_positions
 from qa_service.cachefiles import digest_array, read_arrays, remove_stale_temporaries, text_digest, write_arrays
 
 K1 = 1.2
@@ -236,9 +237,7 @@ def _gather(
     """The elements of ``rows`` (a ragged gather), numbered 0..len(rows)-1 in the result."""
     starts = indptr[rows]
     lengths = indptr[rows + 1] - starts
-    total = int(lengths.sum())
-    before = np.cumsum(lengths) - lengths
-    positions = np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
+    positions = ragged_positions(starts, lengths)
     return _Postings(np.repeat(np.arange(len(rows), dtype=np.int64), lengths), ids[positions], counts[positions])
 
 
@@ -373,8 +372,11 @@ class KeywordIndex:
         for matrix, idf in zip(self.fields, self.idf, strict=True):
             possible = float(idf[ids].sum()) + unknown * self._unknown_idf
             if ids and possible > 0:
-                field_scores = np.asarray(matrix[:, ids].sum(axis=1), dtype=np.float32).ravel()
-                total += np.minimum(field_scores / possible, 1.0)
+                columns = np.asarray(ids, dtype=np.int64)
+                starts = matrix.indptr[columns].astype(np.int64)
+                found = ragged_positions(starts, matrix.indptr[columns + 1] - starts)  # the columns' entries
+                field_scores = np.bincount(matrix.indices[found], matrix.data[found], minlength=self.size)
+                total += np.minimum(field_scores.astype(np.float32) / possible, 1.0)
         return (total / np.float32(len(self.fields))).astype(np.float32, copy=False)
 
     def save(self, folder: Path, stem: str = "keywords") -> list[str]:

@@ -11,11 +11,12 @@ Pure numpy over a loaded index; no HTTP, no model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from qa_service.arrays import ragged_positions
 from qa_service.index import FIELD_NAMES, FaqIndex
 
 QUESTION_FIELDS = (FIELD_NAMES.index("question"), FIELD_NAMES.index("alternate"))
@@ -51,10 +52,10 @@ class Retriever:
         # Rows per entry, split into question-like rows and the (first) question+answer row.
         question_rows = np.flatnonzero(np.isin(rows_field, QUESTION_FIELDS))
         question_rows = question_rows[np.argsort(rows_entry[question_rows], kind="stable")]
-        bounds = np.searchsorted(rows_entry[question_rows], np.arange(1, count))
-        self._question_rows: list[npt.NDArray[np.int64]] = (
-            [part.astype(np.int64) for part in np.split(question_rows, bounds)] if count else []
-        )
+        # an entry's question-like rows are _question_rows[_question_start[e] : + _question_count[e]]
+        self._question_rows = question_rows.astype(np.int64)
+        self._question_count = np.bincount(rows_entry[question_rows], minlength=count).astype(np.int64)
+        self._question_start = np.cumsum(self._question_count) - self._question_count
         self._qa_row = np.full(count, -1, dtype=np.int64)
         qa_rows = np.flatnonzero(rows_field == QA_FIELD)[::-1]  # reversed: the first row of an entry wins
         self._qa_row[rows_entry[qa_rows]] = qa_rows
@@ -80,26 +81,31 @@ class Retriever:
             for (text, _), found in zip(parts, part_hits, strict=True):
                 candidates.update(hit.entry for hit in found)
                 part_keywords.append(self._keyword_candidates(text, candidates))
-            scored = [self._score(entry, vector, keyword_scores) for entry in candidates]
+            entries = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+            dense_question, dense_qa, keyword, score = self._scores(entries, vector, keyword_scores)
             if parts:
                 weight = self.weights.sentence_weight
-                scored = [
-                    replace(
-                        item,
-                        score=(
-                            item.score
-                            + weight
-                            * max(
-                                self._score(item.entry, part_vector, part_scores).score
-                                for (_, part_vector), part_scores in zip(parts, part_keywords, strict=True)
-                            )
-                        )
-                        / (1 + weight),
+                best_part = np.max(
+                    [
+                        self._scores(entries, part_vector, part_scores)[3]
+                        for (_, part_vector), part_scores in zip(parts, part_keywords, strict=True)
+                    ],
+                    axis=0,
+                )
+                score = (score + weight * best_part) / (1 + weight)
+            best = np.lexsort((entries, -score))[:k]  # by score, then entry: ties are deterministic
+            results.append(
+                [
+                    Scored(
+                        int(entries[i]),
+                        float(score[i]),
+                        float(dense_question[i]),
+                        float(dense_qa[i]),
+                        float(keyword[i]),
                     )
-                    for item in scored
+                    for i in best.tolist()
                 ]
-            scored.sort(key=lambda item: (-item.score, item.entry))
-            results.append(scored[:k])
+            )
         return results
 
     def _keyword_candidates(self, text: str, candidates: set[int]) -> npt.NDArray[np.float32] | None:
@@ -114,19 +120,32 @@ class Retriever:
             candidates.update(int(entry) for entry in best if scores[entry] > 0)
         return scores
 
-    def _score(
-        self, entry: int, vector: npt.NDArray[np.float32], keyword_scores: npt.NDArray[np.float32] | None
-    ) -> Scored:
+    def _scores(
+        self,
+        entries: npt.NDArray[np.int64],
+        vector: npt.NDArray[np.float32],
+        keyword_scores: npt.NDArray[np.float32] | None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per entry: best question-like cosine, question+answer cosine (the former when the entry has
+        no answer), keyword score, and the fused score."""
         vectors = self.index.vectors
-        question_rows = self._question_rows[entry]
-        dense_question = float((vectors[question_rows] @ vector).max()) if len(question_rows) else 0.0
-        qa_row = self._qa_row[entry]
-        dense_qa = float(vectors[qa_row] @ vector) if qa_row >= 0 else dense_question
-        keyword = float(keyword_scores[entry]) if keyword_scores is not None else 0.0
+        counts = self._question_count[entries]
+        rows = self._question_rows[ragged_positions(self._question_start[entries], counts)]
+        similarities = vectors[rows] @ vector
+        dense_question = np.zeros(len(entries), dtype=np.float64)
+        present = counts > 0
+        if present.any():
+            offsets = (np.cumsum(counts) - counts)[present]
+            dense_question[present] = np.maximum.reduceat(similarities, offsets)
+        qa_rows = self._qa_row[entries]
+        dense_qa = dense_question.copy()
+        has_qa = qa_rows >= 0
+        dense_qa[has_qa] = vectors[qa_rows[has_qa]] @ vector
+        keyword = keyword_scores[entries].astype(np.float64) if keyword_scores is not None else np.zeros(len(entries))
         weights = self.weights
         score = (
             weights.question_weight * dense_question
             + (1 - weights.question_weight) * dense_qa
             + weights.keyword_weight * keyword
         )
-        return Scored(entry, score, dense_question, dense_qa, keyword)
+        return dense_question, dense_qa, keyword, score
