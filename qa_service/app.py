@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -248,6 +249,13 @@ def _error(status: int, code: str, message: str, details: list[dict[str, Any]] |
     return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
 
 
+def _reply(model: BaseModel) -> Response:
+    """A model already built and typed by us, serialised once by pydantic: FastAPI would validate it
+    against the response model again and encode it through jsonable_encoder (the route's OpenAPI
+    schema still comes from ``response_model``)."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def _location(loc: tuple[Any, ...]) -> str:
     parts = [str(part) for part in loc if part != "body"]
     return ".".join(parts) or "body"
@@ -337,7 +345,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     policy = policy_from_settings(settings)
 
     @app.post("/v1/ask", response_model=AskResponse, responses=_ERROR_RESPONSES, tags=["questions"])
-    async def ask(body: AskRequest, state: StateDep) -> AskResponse:
+    async def ask(body: AskRequest, state: StateDep) -> Response:
         """Answer a question from the curated FAQ (or decline, or ask to clarify); escalate emergencies."""
         engine = state.engine
         if engine is None:
@@ -345,14 +353,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             if flag is None:
                 raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
             metrics.decisions.labels(status="urgent").inc()
-            return AskResponse.from_decision(urgent_decision(flag, policy))
+            return _reply(AskResponse.from_decision(urgent_decision(flag, policy)))
         decision = await state.answer(engine, body.question, body.top_k or settings.default_top_k)
         if settings.log_questions:
             logger.info("question %r -> %s", scrub(body.question), decision.status)
         if state.records(decision):  # a database write: off the event loop
             await run_in_threadpool(state.record_unanswered, body.question, decision)
         metrics.decisions.labels(status=decision.status).inc()
-        return AskResponse.from_decision(decision)
+        return _reply(AskResponse.from_decision(decision))
 
     @app.post(
         "/v1/feedback", status_code=201, response_model=FeedbackResponse, responses=_ERROR_RESPONSES, tags=["questions"]
