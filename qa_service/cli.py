@@ -348,9 +348,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if plan.compare_unbatched:
         unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, questions, plan)
         results["unbatched"] = unbatched
-        results["c1_p50_batched_over_unbatched"] = round(
-            distinct["1"]["latency_ms"]["p50_ms"] / unbatched["distinct"]["1"]["latency_ms"]["p50_ms"], 3
+        spare = [q for q in questions if q not in {q for chunk in slices.values() for q in chunk}]
+        batched_c1, unbatched_c1 = bench.measure_paired(
+            env, [{}, {"QA_BATCH_MAX": "1"}], slices[1], spare[: plan.warmup] or slices[1][: plan.warmup]
         )
+        results["c1_paired_ms"] = {"batched": batched_c1.__dict__, "unbatched": unbatched_c1.__dict__}
+        results["c1_p50_batched_over_unbatched"] = round(batched_c1.p50_ms / unbatched_c1.p50_ms, 3)
         results["throughput_c32_unbatched_over_c1"] = round(
             unbatched["distinct"]["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
         )

@@ -107,6 +107,37 @@ def server_time(headers: dict[bytes, bytes]) -> float | None:
     return None
 
 
+class Client:
+    """One client: a keep-alive connection to a server, reopened after an error."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+        url = urlsplit(base_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.timeout = timeout
+        self._connection: _Connection | None = None
+
+    def ask_request(self, question: str) -> bytes:
+        return post_json(f"{self.host}:{self.port}", "/v1/ask", {"question": question})
+
+    async def send(self, request: bytes) -> Reply:
+        """The reply to ``request``; OSError when the connection fails or the reply times out
+        (TimeoutError is an OSError), after which the next call reconnects."""
+        try:
+            if self._connection is None or self._connection.closed:
+                _, self._connection = await asyncio.get_running_loop().create_connection(
+                    _Connection, self.host, self.port
+                )
+            return await asyncio.wait_for(self._connection.send(request), self.timeout)
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 @dataclass
 class Run:
     latencies: list[float] = field(default_factory=list)  # seconds per request, failures included
@@ -118,44 +149,69 @@ class Run:
 async def drive(base_url: str, questions: Sequence[str], total: int, concurrency: int, *, timeout: float = 60.0) -> Run:
     """``total`` POST /v1/ask requests cycling through ``questions``, ``concurrency`` at a time, each
     concurrent client on its own keep-alive connection (reopened after an error)."""
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    authority = f"{host}:{port}"
-    requests = [post_json(authority, "/v1/ask", {"question": question}) for question in questions]
-    loop = asyncio.get_running_loop()
+    template = Client(base_url)
+    requests = [template.ask_request(question) for question in questions]
     run = Run()
     next_index = 0
 
     async def client() -> None:
         nonlocal next_index
-        connection: _Connection | None = None
+        connection = Client(base_url, timeout=timeout)
         try:
             while next_index < total:
                 request = requests[next_index % len(requests)]
                 next_index += 1
                 started = time.perf_counter()
                 try:
-                    if connection is None or connection.closed:
-                        _, connection = await loop.create_connection(_Connection, host, port)
-                    reply = await asyncio.wait_for(connection.send(request), timeout)
-                except OSError:  # refused, reset or timed out (TimeoutError is an OSError)
+                    reply = await connection.send(request)
+                except OSError:  # refused, reset or timed out
                     run.failures += 1
-                    if connection is not None:
-                        connection.close()
-                    connection = None
                 else:
-                    if reply.status != 200:
-                        run.failures += 1
-                    else:
-                        spent = server_time(reply.headers)
-                        if spent is not None:
-                            run.server.append(spent)
+                    record(run, reply)
                 run.latencies.append(time.perf_counter() - started)
         finally:
-            if connection is not None:
-                connection.close()
+            connection.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     run.seconds = time.perf_counter() - started
     return run
+
+
+def record(run: Run, reply: Reply) -> None:
+    """Count a reply: a failure unless 200, else the server's own time when it says."""
+    if reply.status != 200:
+        run.failures += 1
+        return
+    spent = server_time(reply.headers)
+    if spent is not None:
+        run.server.append(spent)
+
+
+async def drive_paired(base_urls: Sequence[str], questions: Sequence[str], *, timeout: float = 60.0) -> list[Run]:
+    """Each question asked of every server in turn (concurrency 1, the first server rotating), so
+    that two configurations are compared under the same conditions: on a shared machine speed
+    drifts by 10% between runs a minute apart, more than the differences worth measuring. The
+    servers share the CPU caches, so absolute latencies come out higher than with one server (each
+    finds its model's weights evicted by the other's); the ratio between them is the figure."""
+    clients = [Client(url, timeout=timeout) for url in base_urls]
+    runs = [Run() for _ in clients]
+    started = time.perf_counter()
+    try:
+        for number, question in enumerate(questions):
+            for turn in range(len(clients)):
+                which = (number + turn) % len(clients)
+                begun = time.perf_counter()
+                try:
+                    reply = await clients[which].send(clients[which].ask_request(question))
+                except OSError:
+                    runs[which].failures += 1
+                else:
+                    record(runs[which], reply)
+                runs[which].latencies.append(time.perf_counter() - begun)
+    finally:
+        for client in clients:
+            client.close()
+    for run in runs:
+        run.seconds = time.perf_counter() - started
+    return runs

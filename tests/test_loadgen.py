@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from qa_service.loadgen import Run, drive, post_json, server_time
+from qa_service.loadgen import Run, drive, drive_paired, post_json, server_time
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -105,3 +105,36 @@ def test_request_bytes_and_server_timing_parsing() -> None:
     assert b"content-length: %d" % len(body) in head and json.loads(body) == {"question": "héllo"}
     assert server_time({b"server-timing": b"db;dur=1, app;dur=12.5"}) == 0.0125
     assert server_time({}) is None
+
+
+def test_paired_runs_ask_every_server_every_question_in_rotating_order() -> None:
+    order: list[tuple[str, str]] = []
+    handlers: list[asyncio.Task[None]] = []
+
+    def answering(name: str) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+            while (request := await _read_request(reader)) is not None:
+                order.append((name, request["question"]))
+                writer.write(_response(200, b"{}", b"server-timing: app;dur=1\r\n"))
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        return handler
+
+    async def main() -> list[Run]:
+        servers = [await asyncio.start_server(answering(name), "127.0.0.1", 0) for name in ("a", "b")]
+        urls = [f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}" for server in servers]
+        try:
+            runs = await drive_paired(urls, ["q1", "q2", "q3"])
+            await asyncio.gather(*handlers)  # the clients closed their connections: handlers see EOF
+            return runs
+        finally:
+            for server in servers:
+                server.close()
+
+    runs = asyncio.run(main())
+    assert order == [("a", "q1"), ("b", "q1"), ("b", "q2"), ("a", "q2"), ("a", "q3"), ("b", "q3")]
+    assert [len(run.latencies) for run in runs] == [3, 3] and all(run.failures == 0 for run in runs)
+    assert runs[0].server == [0.001] * 3
