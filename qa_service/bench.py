@@ -291,15 +291,25 @@ def measure_paired(
     return [LatencySummary.of(run.latencies) for run in runs]
 
 
-def measure_build(entries: Sequence[FaqEntry], settings: Settings, embedder: Embedder) -> dict[str, object]:
-    """Index build rate against the raw encode rate of the same texts (fine-tuning off, fresh cache),
-    then a full build with the configured settings and a rebuild after editing one entry."""
+def measure_build(
+    entries: Sequence[FaqEntry], settings: Settings, embedder: Embedder, *, work_dir: Path, rate_entries: int
+) -> dict[str, object]:
+    """Build speed, in two parts.
+
+    Rate: the first ``rate_entries`` entries, from nothing: the raw encode rate of their texts
+    against a whole build without fine-tuning (the encoder plus everything else a build does).
+
+    Rebuild: all ``entries`` in ``work_dir``, which is kept between runs. The first run makes the
+    full build there once (with the configured settings: for 44k entries that takes many minutes);
+    every run then edits one entry (a marker unique to the run, so its text is new to every cache)
+    and times the rebuild: what a clinic waits for after correcting one answer."""
     import tempfile
 
     from qa_service.builder import entry_texts, prepare_build, served_entries
-    from qa_service.index import publish_build
+    from qa_service.index import list_builds, publish_build
 
-    kept, _ = served_entries(entries, settings.exclude_flags)
+    sample = list(entries[:rate_entries]) if rate_entries else list(entries)
+    kept, _ = served_entries(sample, settings.exclude_flags)
     texts = [text for entry in kept for _, text in entry_texts(entry)]
     embedder.load()
     embedder.encode(texts[:64], batch_size=settings.encode_batch_size)  # warm up
@@ -307,33 +317,34 @@ def measure_build(entries: Sequence[FaqEntry], settings: Settings, embedder: Emb
     embedder.encode(texts, batch_size=settings.encode_batch_size)
     encode_s = time.perf_counter() - started
 
-    def build(index_dir: Path, options: Settings) -> float:
+    def build(index_dir: Path, corpus: Sequence[FaqEntry], options: Settings) -> tuple[float, bool]:
         began = time.perf_counter()
-        content = prepare_build(entries, embedder, options, index_dir=index_dir)
+        content = prepare_build(corpus, embedder, options, index_dir=index_dir)
         publish_build(index_dir, content, keep_builds=options.keep_builds)
-        return time.perf_counter() - began
+        return time.perf_counter() - began, bool(content.fine_tune and content.fine_tune.get("reused_from"))
 
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
-        plain_s = build(Path(tmp) / "plain", settings.model_copy(update={"finetune": False}))
-        full_s = build(Path(tmp) / "full", settings)
-        target = next((e for e in entries if e.answer), entries[0])
-        edited = [e.model_copy(update={"answer": e.answer + " (edited)"}) if e.id == target.id else e for e in entries]
-        began = time.perf_counter()
-        content = prepare_build(edited, embedder, settings, index_dir=Path(tmp) / "full")
-        publish_build(Path(tmp) / "full", content, keep_builds=settings.keep_builds)
-        rebuild_s = time.perf_counter() - began
-        reused = bool(content.fine_tune and content.fine_tune.get("reused_from"))
+        plain_s, _ = build(Path(tmp), sample, settings.model_copy(update={"finetune": False}))
+    initial_s = None
+    if not list_builds(work_dir):
+        initial_s, _ = build(work_dir, entries, settings)
+    target = next((e for e in entries if e.answer), entries[0])
+    marker = f" (edited {time.time_ns()})"
+    edited = [e.model_copy(update={"answer": e.answer + marker}) if e.id == target.id else e for e in entries]
+    rebuild_s, reused = build(work_dir, edited, settings)
     return {
-        "entries": len(kept),
+        "rate_entries": len(kept),
         "texts": len(texts),
         "raw_encode_s": round(encode_s, 2),
         "raw_encode_entries_per_s": round(len(kept) / encode_s, 1),
         "build_no_finetune_s": round(plain_s, 2),
         "build_entries_per_s": round(len(kept) / plain_s, 1),
         "build_rate_over_encode_rate": round(encode_s / plain_s, 3),
-        "build_default_settings_s": round(full_s, 2),
+        "entries": len(served_entries(entries, settings.exclude_flags)[0]),
+        "initial_build_s": None if initial_s is None else round(initial_s, 1),
         "rebuild_after_one_edit_s": round(rebuild_s, 2),
         "rebuild_reused_fine_tuned_model": reused,
+        "work_dir": str(work_dir),
     }
 
 
@@ -355,7 +366,9 @@ def _targets(results: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
     build = results.get("build")
     if build:
         rate = build["build_rate_over_encode_rate"]
-        rows.append(("build rate >= 0.9x raw encode rate", f"{rate:.2f}x ({build['entries']} entries)", rate >= 0.9))
+        rows.append(
+            ("build rate >= 0.9x raw encode rate", f"{rate:.2f}x ({build['rate_entries']} entries)", rate >= 0.9)
+        )
         rebuild = build["rebuild_after_one_edit_s"]
         rows.append((f"rebuild after one edit ({build['entries']} entries) <= 5 s", f"{rebuild:.2f} s", rebuild <= 5))
     scale = results.get("scale") or {}
@@ -418,12 +431,14 @@ def render(results: Mapping[str, Any]) -> str:
     )
     build = results.get("build")
     if build:
+        initial = build["initial_build_s"]
         lines.append(
-            f"build: {build['entries']} entries ({build['texts']} texts): raw encode {build['raw_encode_s']:.1f} s, "
-            f"build without fine-tuning {build['build_no_finetune_s']:.1f} s, with the configured settings "
-            f"{build['build_default_settings_s']:.1f} s; rebuild after one edit "
-            f"{build['rebuild_after_one_edit_s']:.2f} s (fine-tuned model reused: "
-            f"{build['rebuild_reused_fine_tuned_model']})"
+            f"build: {build['rate_entries']} entries ({build['texts']} texts): raw encode "
+            f"{build['raw_encode_s']:.1f} s, build without fine-tuning {build['build_no_finetune_s']:.1f} s; "
+            f"{build['entries']} entries: rebuild after one edit {build['rebuild_after_one_edit_s']:.2f} s "
+            f"(fine-tuned model reused: {build['rebuild_reused_fine_tuned_model']}; "
+            + (f"first full build {initial:.0f} s, once" if initial is not None else "full build from an earlier run")
+            + f", in {build['work_dir']})"
         )
     load = results.get("load")
     if load:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from pydantic_core import from_json
 from tqdm import tqdm
 
 from qa_service.calibration import offtopic_statistics, reference_questions
@@ -129,8 +130,8 @@ def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, se
             [model, settings.finetune_learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]
         ).encode()
     )
-    for pair in pairs:
-        digest.update(json.dumps(asdict(pair)).encode())
+    for pair in pairs:  # the bytes of json.dumps(asdict(pair)), without asdict's deep copies
+        digest.update(json.dumps({"anchor": pair.anchor, "positive": pair.positive, "group": pair.group}).encode())
     return digest.hexdigest()[:24]
 
 
@@ -341,9 +342,7 @@ def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) 
     if embedding_key(manifest.model, manifest.fine_tune, manifest.libraries) != key:
         return None
     try:
-        old_questions = {
-            raw["id"]: raw["question"] for raw in json.loads((previous.path / ENTRIES).read_text(encoding="utf-8"))
-        }
+        old_questions = {raw["id"]: raw["question"] for raw in from_json((previous.path / ENTRIES).read_bytes())}
         old_pairs = json.loads((previous.path / NEAR_DUPLICATES).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a problem with the data or the index (the message names
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -361,8 +362,14 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from qa_service.evaluation import load_faq
 
         entries = load_faq(args.build_faq)
-        entries = entries[: args.build_limit] if args.build_limit else entries
-        results["build"] = bench.measure_build(entries, settings, embedder_from_settings(settings))
+        key = hashlib.sha256(f"{args.build_faq.resolve()}:{settings.model}".encode()).hexdigest()[:12]
+        results["build"] = bench.measure_build(
+            entries,
+            settings,
+            embedder_from_settings(settings),
+            work_dir=settings.index_dir / "cache" / "bench" / f"rebuild-{key}",
+            rate_entries=args.build_rate_entries,
+        )
     if args.scale_dataset is not None or args.quick:
         results["scale"] = bench.run_scale(
             dataset=args.scale_dataset,
@@ -554,7 +561,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also measure build rate and a one-edit rebuild on this faq.jsonl (or corpus folder)",
     )
     command.add_argument(
-        "--build-limit", type=int, default=5000, help="entries of --build-faq to use (default 5000; 0: all)"
+        "--build-rate-entries",
+        type=int,
+        default=2000,
+        help="entries of --build-faq for the build-rate comparison (default 2000; 0: all); the one-edit rebuild "
+        "uses all of them, in a folder kept between runs (the first run makes the full build there once)",
     )
     command.add_argument(
         "--scale-dataset",

@@ -40,7 +40,10 @@ def _words(text: str) -> set[str]:
 
 def answer_overlap(first: str, second: str) -> float:
     """Jaccard overlap of the answers' words (1.0: the same words)."""
-    a, b = _words(first), _words(second)
+    return _overlap(_words(first), _words(second))
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
     if not a and not b:
         return 1.0
     return len(a & b) / len(a | b)
@@ -91,8 +94,12 @@ def find_near_duplicates(
                 pair = (min(first, col), max(first, col))
                 found.setdefault(pair, float(block[row, col]))
     pairs = []
+    words: dict[int, set[str]] = {}  # an entry is often in several pairs: its words are found once
     for (first, second), similarity in found.items():
-        overlap = answer_overlap(entries[first].answer, entries[second].answer)
+        for position in (first, second):
+            if position not in words:
+                words[position] = _words(entries[position].answer)
+        overlap = _overlap(words[first], words[second])
         pairs.append(
             NearDuplicate(
                 entries[first].id,

@@ -319,7 +319,7 @@ class KeywordIndex:
         self.idf = [np.pad(values, (0, width - len(values))) for values in idf]
         size = self.size
         self._unknown_idf = float(np.log1p((size + 0.5) / 0.5)) if size else 1.0
-        self._corrector = SpellingCorrector(vocab, self.idf[-1] if self.idf else np.zeros(0, np.float32))
+        self._corrector: SpellingCorrector | None = None  # built on first use (a build rarely needs it)
 
     @classmethod
     def build(cls, field_texts: Sequence[Sequence[str]], cache: TermCache | None = None) -> KeywordIndex:
@@ -343,6 +343,14 @@ class KeywordIndex:
         return cls(vocab, [matrix for matrix, _ in built], [idf for _, idf in built])
 
     @property
+    def corrector(self) -> SpellingCorrector:
+        """The spelling corrector of this vocabulary (0.5 s to make for 44k entries: made once, when
+        first needed; ``load`` makes it at once, so a service's first question does not wait)."""
+        if self._corrector is None:
+            self._corrector = SpellingCorrector(self.vocab, self.idf[-1] if self.idf else np.zeros(0, np.float32))
+        return self._corrector
+
+    @property
     def size(self) -> int:
         return int(self.fields[0].shape[0]) if self.fields else 0
 
@@ -350,7 +358,7 @@ class KeywordIndex:
         """The question's terms, misspelt words replaced by the corpus word one edit away."""
         terms = set()
         for term in tokenize(query):
-            terms.add(self._corrector.correct(term) or term)
+            terms.add(self.corrector.correct(term) or term)
         return terms
 
     def known_share(self, query: str) -> float:
@@ -409,7 +417,9 @@ class KeywordIndex:
                 )
                 idf.append(arrays[f"idf{number}"])
                 number += 1
-        return cls(vocab, fields, idf)
+        index = cls(vocab, fields, idf)
+        index.corrector  # noqa: B018  # made now, at load time
+        return index
 
 
 def _pad_columns(matrix: sp.csc_matrix, width: int) -> sp.csc_matrix:

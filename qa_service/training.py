@@ -83,8 +83,11 @@ def plan_training(
             groups: set[str] = set()
             texts: set[str] = set()
             rest: list[TrainingPair] = []
-            for pair in waiting:
-                if len(batch) < batch_size and pair.group not in groups and not {pair.anchor, pair.positive} & texts:
+            for number, pair in enumerate(waiting):
+                if len(batch) == batch_size:  # full: the others wait, in order (no need to look at each)
+                    rest.extend(waiting[number:])
+                    break
+                if pair.group not in groups and not {pair.anchor, pair.positive} & texts:
                     batch.append(pair)
                     groups.add(pair.group)
                     texts |= {pair.anchor, pair.positive}
