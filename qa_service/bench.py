@@ -463,6 +463,8 @@ def run_scale(
     command = [sys.executable, "-m", "qa_service.scale", "--model", model, "--cache", str(cache)]
     if quick:
         command.append("--quick")
+    else:  # the 1M-row HNSW build takes ~7 minutes: built on the first run, read back after
+        command.append("--keep-indexes")
     if rows:
         command += ["--rows", str(rows)]
     if dataset is not None:  # its faq.jsonl is the real index; its queries and ``queries`` search it

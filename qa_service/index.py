@@ -172,6 +172,20 @@ class VectorIndex:
         return scores, ids
 
 
+def write_vector_index(index: VectorIndex, path: Path) -> None:
+    """Write the faiss index (and only it: the kind and parameters are the caller's to keep)."""
+    faiss.write_index(index.faiss_index, str(path))
+
+
+def read_vector_index(path: Path, kind: str, params: Mapping[str, int] | None = None) -> VectorIndex:
+    """A vector index written by ``write_vector_index``; ValueError if it is not of ``kind``."""
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: not a readable faiss index: {exc}") from None
+    return VectorIndex(index, kind, params)
+
+
 def new_vector_index(dimension: int, rows: int, *, kind: str | None = None) -> VectorIndex:
     """An empty vector index of the kind suited to ``rows`` vectors (or of ``kind``)."""
     kind = kind or vector_index_kind(rows)

@@ -201,6 +201,26 @@ def test_measure_scale_quick_returns_sane_figures() -> None:
         assert 0 < figures[name]["rss_mb"] <= figures[name]["peak_rss_mb"] <= figures["peak_rss_mb"]
 
 
+def test_kept_synthetic_indexes_are_read_back_instead_of_built(tmp_path: Path) -> None:
+    real = clustered(800)
+    questions = clustered(40, seed=11)
+    options = {"real_vectors": real, "real_queries": questions, "quick": True, "rows": 2000, "keep_dir": tmp_path}
+    first = measure_scale(indexes=["clustered", "random"], **options)  # type: ignore[arg-type]
+    assert len(list(tmp_path.glob("index-*.faiss"))) == 2
+    again = measure_scale(indexes=["clustered", "random"], **options)  # type: ignore[arg-type]
+    for name in ("clustered", "random"):
+        assert first[name]["index_reused"] is False and again[name]["index_reused"] is True
+        assert again[name]["build_seconds"] == first[name]["build_seconds"]  # as recorded when built
+        assert again[name]["recall_at_10"] == first[name]["recall_at_10"]  # the same index
+        assert again[name]["kind"] == "hnsw" and again[name]["params"] == first[name]["params"]
+    other = measure_scale(indexes=["clustered"], **{**options, "rows": 2100})  # type: ignore[arg-type]
+    assert other["clustered"]["index_reused"] is False  # other rows: another index
+    for kept in tmp_path.glob("index-*.faiss"):
+        kept.write_bytes(b"garbage")
+    rebuilt = measure_scale(indexes=["random"], **options)  # type: ignore[arg-type]
+    assert rebuilt["random"]["index_reused"] is False and rebuilt["random"]["rows"] == 2000
+
+
 def test_measure_scale_skips_what_it_has_no_vectors_for() -> None:
     figures = measure_scale(quick=True, rows=500, indexes=["real", "random"])
     assert figures["real"] == {"skipped": "no real vectors and queries given"}
