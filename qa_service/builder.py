@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from pydantic_core import from_json
 from tqdm import tqdm
 
 from qa_service.calibration import offtopic_statistics, reference_questions
-from qa_service.corpus import FaqEntry, hash_entries, load_corpus
+from qa_service.corpus import FaqEntry, content_hashes, hash_entries, load_corpus
 from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
 from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name, create_embedder
@@ -120,7 +122,7 @@ def embedding_key(model: str, fine_tune: Mapping[str, object] | None, libraries:
 
 def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
     """Short content hashes of entries (what a fine-tuned model was trained on)."""
-    return sorted(hash_entries([entry])[7:23] for entry in entries)
+    return sorted(content_hashes(entries)[1])
 
 
 def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, settings: Settings) -> str:
@@ -130,8 +132,10 @@ def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, se
             [model, settings.finetune_learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]
         ).encode()
     )
-    for pair in pairs:  # the bytes of json.dumps(asdict(pair)), without asdict's deep copies
-        digest.update(json.dumps({"anchor": pair.anchor, "positive": pair.positive, "group": pair.group}).encode())
+    dumps = json.dumps
+    for pair in pairs:  # exactly the bytes of json.dumps(asdict(pair)), an order of magnitude faster
+        anchor, positive, group = dumps(pair.anchor), dumps(pair.positive), dumps(pair.group)
+        digest.update(f'{{"anchor": {anchor}, "positive": {positive}, "group": {group}}}'.encode())
     return digest.hexdigest()[:24]
 
 
@@ -174,6 +178,7 @@ def adapt_model(
     *,
     previous: PreviousBuild | None = None,
     retrain: bool = False,
+    digests: Sequence[str] | None = None,
 ) -> AdaptedModel:
     """The embedder to index with: fine-tuned on the corpus when enabled and possible.
 
@@ -197,7 +202,7 @@ def adapt_model(
     )
     model = canonical_model_name(embedder.name)
     key = _training_key(pairs, plan.steps, model, settings)
-    digests = entry_digests(entries)
+    digests = sorted(digests) if digests is not None else entry_digests(entries)  # given: computed already
     folder = None if retrain else _reusable(previous, model, settings)
     if folder is not None and previous is not None and previous.manifest.fine_tune is not None:
         trained_on = set(json.loads((folder / TRAINED_ON).read_text(encoding="utf-8")))
@@ -282,7 +287,8 @@ def prepare_build(
     kept, dropped = served_entries(entries, settings.exclude_flags)
     embedder.load()
     previous = PreviousBuild.of(index_dir) if index_dir is not None else None
-    adapted = adapt_model(kept, embedder, settings, previous=previous, retrain=retrain)
+    corpus_hash, digests = content_hashes(kept)
+    adapted = adapt_model(kept, embedder, settings, previous=previous, retrain=retrain, digests=digests)
     cache = EmbeddingCache(index_dir / CACHE_DIR if index_dir else None, adapted.embedding_key, embedder.dimension)
     row_entry: list[int] = []
     row_field: list[int] = []
@@ -298,29 +304,30 @@ def prepare_build(
             bar.update(count)
 
         vectors = cache.encode(adapted.encoder, texts, batch_size=settings.encode_batch_size, on_batch=advance)
-    terms = TermCache(index_dir / CACHE_DIR / TERMS_FILE if index_dir else None)
-    content = BuildContent(
-        entries=kept,
-        vectors=vectors,
-        row_entry=np.asarray(row_entry, dtype=np.int32),
-        row_field=np.asarray(row_field, dtype=np.int8),
-        model=canonical_model_name(embedder.name),
-        vector_fields=list(VECTOR_FIELDS),
-        corpus_hash=hash_entries(kept),
-        excluded_ids=dropped,
-        build_seconds=time.perf_counter() - started,
-        keywords=KeywordIndex.build(keyword_texts(kept), terms) if kept else None,
-        keyword_fields=["question+alternates", "question+answer"] if kept else [],
-        build_settings=build_settings(settings),
-        fine_tune=adapted.fine_tune,
-        save_model=adapted.save_model,
-    )
-    question_rows = content.row_field == FIELD_NAMES.index("question")
-    known = known_pairs(previous, kept, adapted.embedding_key) if previous is not None else None
-    near = find_near_duplicates(kept, vectors[question_rows], known=known) if kept else []
-    calibration = measure_offtopic(content, cache, adapted.encoder, settings)
-    cache.save(keep=[*texts, *reference_questions()])
-    terms.save()
+    with _collector_paused():  # keywords, near-duplicates, calibration: no garbage cycles worth finding
+        terms = TermCache(index_dir / CACHE_DIR / TERMS_FILE if index_dir else None)
+        content = BuildContent(
+            entries=kept,
+            vectors=vectors,
+            row_entry=np.asarray(row_entry, dtype=np.int32),
+            row_field=np.asarray(row_field, dtype=np.int8),
+            model=canonical_model_name(embedder.name),
+            vector_fields=list(VECTOR_FIELDS),
+            corpus_hash=corpus_hash,
+            excluded_ids=dropped,
+            build_seconds=time.perf_counter() - started,
+            keywords=KeywordIndex.build(keyword_texts(kept), terms) if kept else None,
+            keyword_fields=["question+alternates", "question+answer"] if kept else [],
+            build_settings=build_settings(settings),
+            fine_tune=adapted.fine_tune,
+            save_model=adapted.save_model,
+        )
+        question_rows = content.row_field == FIELD_NAMES.index("question")
+        known = known_pairs(previous, kept, adapted.embedding_key) if previous is not None else None
+        near = find_near_duplicates(kept, vectors[question_rows], known=known) if kept else []
+        calibration = measure_offtopic(content, cache, adapted.encoder, settings)
+        cache.save(only_used=True)  # this build's texts and the reference questions
+        terms.save()
     logger.info(
         "caches: %d texts' vectors reused, %d embedded; %d texts' keywords reused, %d tokenised",
         cache.hits,
@@ -334,6 +341,19 @@ def prepare_build(
         near_duplicates=[pair.as_dict() for pair in near],
         build_seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a while: with tens of thousands of entries alive, each
+    collection walks them all (about 0.4 s of a 5 s one-edit rebuild of 44k entries)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) -> KnownPairs | None:

@@ -112,11 +112,19 @@ class Corpus:
 
 def hash_entries(entries: Iterable[FaqEntry]) -> str:
     """A stable hash of entry content: equal corpora give equal hashes whatever the file layout."""
+    return content_hashes(entries)[0]
+
+
+def content_hashes(entries: Iterable[FaqEntry]) -> tuple[str, list[str]]:
+    """``hash_entries`` of all the entries, and each entry's own (16 hex digits of ``hash_entries([e])``),
+    from one serialisation of each entry."""
     digest = hashlib.sha256()
+    each = []
     for entry in entries:
-        digest.update(entry.model_dump_json().encode())  # fields in their declared order: stable
-        digest.update(b"\n")
-    return "sha256:" + digest.hexdigest()
+        line = entry.model_dump_json().encode() + b"\n"  # fields in their declared order: stable
+        digest.update(line)
+        each.append(hashlib.sha256(line).hexdigest()[:16])
+    return "sha256:" + digest.hexdigest(), each
 
 
 def _describe_validation_error(exc: ValidationError) -> str:

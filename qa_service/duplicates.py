@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,13 @@ class NearDuplicate:
     answers_differ: bool
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            "first": self.first,
+            "second": self.second,
+            "question_similarity": self.question_similarity,
+            "answer_overlap": self.answer_overlap,
+            "answers_differ": self.answers_differ,
+        }
 
 
 def _words(text: str) -> set[str]:

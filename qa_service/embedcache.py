@@ -53,6 +53,7 @@ class EmbeddingCache:
         self._rows: dict[bytes, npt.NDArray[np.float32]] = {}
         self.hits = 0
         self.misses = 0
+        self.used: set[bytes] = set()  # digests of the texts encode() was asked for
         if folder is not None:
             self._read()
 
@@ -81,6 +82,7 @@ class EmbeddingCache:
     ) -> npt.NDArray[np.float32]:
         """Vectors of ``texts``: cached ones looked up, the others embedded (and remembered)."""
         digests = [text_digest(text) for text in texts]
+        self.used.update(digests)
         missing: dict[bytes, str] = {}
         for digest, text in zip(digests, texts, strict=True):
             if digest not in self._rows:
@@ -97,14 +99,15 @@ class EmbeddingCache:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray(np.vstack([self._rows[digest] for digest in digests]), dtype=np.float32)
 
-    def save(self, keep: Sequence[str] | None = None) -> None:
-        """Write the cache (only the vectors of ``keep``, when given) atomically; prune old model files."""
+    def save(self, keep: Sequence[str] | None = None, *, only_used: bool = False) -> None:
+        """Write the cache atomically and prune old model files. It keeps the vectors of ``keep`` when
+        given, of the texts ``encode`` was asked for when ``only_used``, else all it holds."""
         path = self.path
         if path is None or self.folder is None:
             return
         rows = self._rows
-        if keep is not None:
-            wanted = {text_digest(text) for text in keep}
+        wanted = {text_digest(text) for text in keep} if keep is not None else self.used if only_used else None
+        if wanted is not None:
             rows = {digest: vector for digest, vector in rows.items() if digest in wanted}
         vectors = np.vstack(list(rows.values())) if rows else np.zeros((0, self.dimension), dtype=np.float32)
         if write_arrays(path, {"digests": digest_array(list(rows)), "vectors": vectors.astype(np.float32, copy=False)}):
