@@ -564,7 +564,7 @@ def _parser() -> argparse.ArgumentParser:
         "--build-rate-entries",
         type=int,
         default=2000,
-        help="entries of --build-faq for the build-rate comparison (default 2000; 0: all); the one-edit rebuild "
+        help="entries with answers of --build-faq for the build-rate comparison (default 2000; 0: all); the rebuild "
         "uses all of them, in a folder kept between runs (the first run makes the full build there once)",
     )
     command.add_argument(
