@@ -27,13 +27,14 @@ Status = Literal["answered", "clarify", "no_answer", "urgent"]
 
 # Characters that change nothing visible but defeat matching: zero-width, bidi marks, BOM, soft hyphen.
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
 
 
 def normalize_question(text: str) -> str:
     """NFKC, invisible and control characters removed, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
-    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
+    text = _CONTROL.sub(" ", text)
     return " ".join(text.split())
 
 

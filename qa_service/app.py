@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import __version__
 from qa_service.answering import Decision, urgent_decision
-from qa_service.batching import AnswerCache, MicroBatcher, cache_key
+from qa_service.batching import AnswerCache, MicroBatcher
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine, embedder_from_settings, load_engine, policy_from_settings, red_flags_from_settings
 from qa_service.errors import (
@@ -126,7 +126,9 @@ class ServiceState:
     async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:
         """The decision for one question: from the cache, or batched with others asked meanwhile."""
         text = engine.answerer.clean(question)  # an invalid question fails here, never in a batch
-        key = (engine.index.manifest.build_id, cache_key(text), top_k)
+        # the cleaned text: questions that differ only in Unicode form, invisible characters or
+        # spacing share an entry
+        key = (engine.index.manifest.build_id, text, top_k)
         cached = self.cache.get(key)
         self.metrics.cache.labels(result="miss" if cached is None else "hit").inc()
         if cached is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from qa_service.answering import Answerer, Decision, normalize_question
+from qa_service.answering import Answerer, Decision
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,6 @@ class MicroBatcher:
                 job.future.set_result(job.answerer.ask_many([job.question], [job.top_k])[0])
             except Exception as exc:  # reported to the one request that caused it
                 job.future.set_exception(exc)
-
-
-def cache_key(question: str) -> str:
-    """Questions that differ only in Unicode form, invisible characters or spacing share an entry."""
-    return normalize_question(question)
 
 
 class AnswerCache:
