@@ -194,7 +194,6 @@ def measure_load(
 
 # --- the whole harness (``qa-service bench``) ---------------------------------------------------
 
-CONCURRENCY_LEVELS = (1, 8, 32)
 POPULAR_QUESTIONS = 20
 
 
@@ -232,6 +231,12 @@ def split_questions(questions: Sequence[str], plan: BenchPlan, *, seed: int = 0)
     return slices
 
 
+def spare_questions(questions: Sequence[str], slices: dict[int, list[str]]) -> list[str]:
+    """The questions no concurrency level uses (for warm-ups that must not fill the cache)."""
+    used = {question for chunk in slices.values() for question in chunk}
+    return [question for question in questions if question not in used]
+
+
 def measure_levels(
     server: ServerProcess, slices: dict[int, list[str]], warmup_questions: Sequence[str], warmup: int
 ) -> dict[int, LoadResult]:
@@ -247,8 +252,7 @@ def run_http_benchmark(env: dict[str, str], questions: Sequence[str], plan: Benc
     """Start a server, then: cold start, memory, latency and throughput at each concurrency level on
     distinct questions, and on repeated popular questions (served from the cache)."""
     slices = split_questions(questions, plan)
-    used = {q for chunk in slices.values() for q in chunk}
-    spare = [q for q in questions if q not in used] or list(questions)
+    spare = spare_questions(questions, slices) or list(questions)
     server = start_server(env)
     try:
         rss_ready = resident_mb(server.process.pid)

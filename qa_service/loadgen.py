@@ -161,14 +161,7 @@ async def drive(base_url: str, questions: Sequence[str], total: int, concurrency
             while next_index < total:
                 request = requests[next_index % len(requests)]
                 next_index += 1
-                started = time.perf_counter()
-                try:
-                    reply = await connection.send(request)
-                except OSError:  # refused, reset or timed out
-                    run.failures += 1
-                else:
-                    record(run, reply)
-                run.latencies.append(time.perf_counter() - started)
+                await _timed(connection, request, run)
         finally:
             connection.close()
 
@@ -178,14 +171,20 @@ async def drive(base_url: str, questions: Sequence[str], total: int, concurrency
     return run
 
 
-def record(run: Run, reply: Reply) -> None:
-    """Count a reply: a failure unless 200, else the server's own time when it says."""
-    if reply.status != 200:
+async def _timed(client: Client, request: bytes, run: Run) -> None:
+    """Send one request and count it in ``run``: its latency, and a failure unless it got a 200
+    (refused, reset, timed out, or another status), else the server's own time when it says."""
+    started = time.perf_counter()
+    try:
+        reply = await client.send(request)
+    except OSError:
         run.failures += 1
-        return
-    spent = server_time(reply.headers)
-    if spent is not None:
-        run.server.append(spent)
+    else:
+        if reply.status != 200:
+            run.failures += 1
+        elif (spent := server_time(reply.headers)) is not None:
+            run.server.append(spent)
+    run.latencies.append(time.perf_counter() - started)
 
 
 async def drive_paired(base_urls: Sequence[str], questions: Sequence[str], *, timeout: float = 60.0) -> list[Run]:
@@ -201,14 +200,7 @@ async def drive_paired(base_urls: Sequence[str], questions: Sequence[str], *, ti
         for number, question in enumerate(questions):
             for turn in range(len(clients)):
                 which = (number + turn) % len(clients)
-                begun = time.perf_counter()
-                try:
-                    reply = await clients[which].send(clients[which].ask_request(question))
-                except OSError:
-                    runs[which].failures += 1
-                else:
-                    record(runs[which], reply)
-                runs[which].latencies.append(time.perf_counter() - begun)
+                await _timed(clients[which], clients[which].ask_request(question), runs[which])
     finally:
         for client in clients:
             client.close()
