@@ -315,8 +315,10 @@ class KeywordIndex:
     def __init__(self, vocab: dict[str, int], fields: list[sp.csc_matrix], idf: list[npt.NDArray[np.float32]]) -> None:
         self.vocab = vocab
         width = len(vocab)
-        self.fields = [f.tocsc() if f.shape[1] == width else _pad_columns(f.tocsc(), width) for f in fields]
-        self.idf = [np.pad(values, (0, width - len(values))) for values in idf]
+        if any(f.shape[1] != width for f in fields) or any(len(values) != width for values in idf):
+            raise ValueError("keyword fields and IDF must have one column per vocabulary term")
+        self.fields = [f.tocsc() for f in fields]
+        self.idf = list(idf)
         size = self.size
         self._unknown_idf = float(np.log1p((size + 0.5) / 0.5)) if size else 1.0
         self._corrector: SpellingCorrector | None = None  # built on first use (a build rarely needs it)
@@ -342,7 +344,6 @@ class KeywordIndex:
             built.append(_bm25_matrix(field_postings, terms, len(texts), len(vocab), seen))
         return cls(vocab, [matrix for matrix, _ in built], [idf for _, idf in built])
 
-    @property
     def corrector(self) -> SpellingCorrector:
         """The spelling corrector of this vocabulary (0.5 s to make for 44k entries: made once, when
         first needed; ``load`` makes it at once, so a service's first question does not wait)."""
@@ -358,7 +359,7 @@ class KeywordIndex:
         """The question's terms, misspelt words replaced by the corpus word one edit away."""
         terms = set()
         for term in tokenize(query):
-            terms.add(self.corrector.correct(term) or term)
+            terms.add(self.corrector().correct(term) or term)
         return terms
 
     def known_share(self, query: str) -> float:
@@ -418,19 +419,5 @@ class KeywordIndex:
                 idf.append(arrays[f"idf{number}"])
                 number += 1
         index = cls(vocab, fields, idf)
-        index.corrector  # noqa: B018  # made now, at load time
+        index.corrector()  # made now, at load time
         return index
-
-
-def _pad_columns(matrix: sp.csc_matrix, width: int) -> sp.csc_matrix:
-    padded = sp.csc_matrix(
-        (
-            matrix.data,
-            matrix.indices,
-            np.concatenate(
-                [matrix.indptr, np.full(width - matrix.shape[1], matrix.indptr[-1], dtype=matrix.indptr.dtype)]
-            ),
-        ),
-        shape=(matrix.shape[0], width),
-    )
-    return padded
