@@ -199,3 +199,28 @@ def test_swapping_the_index_under_load_drops_no_request(
     answers = [answer for _, answer in results]
     assert answers[0] == old and answers[-1] == "The new answer, served without a restart."
     assert set(answers) == {old, "The new answer, served without a restart."}
+
+
+def test_the_model_is_loaded_on_threads_that_end_with_the_load(admin_settings: Settings) -> None:
+    """A thread that has run the model's (OpenMP) code keeps a team of helper threads while it lives,
+    and a second team beside the batcher's halved the encoder's speed: loading, at start-up and on
+    every reload, happens on a thread of its own that ends with it, never on a pooled thread."""
+    loaders: list[threading.Thread] = []
+
+    class Recording(HashingEmbedder):
+        def load(self) -> None:
+            loaders.append(threading.current_thread())
+            super().load()
+
+    embedder = Recording()
+    from qa_service.app import create_app
+
+    with TestClient(create_app(admin_settings, embedder=embedder)) as client:
+        publish(admin_settings, HashingEmbedder(), "Usually a few days; see a clinician if it lasts longer.")
+        response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+        assert response.status_code == 200 and response.json()["reloaded"] is True
+        assert answer_of(client).startswith("Usually a few days")
+        assert len(loaders) == 2  # start-up and the reload
+        for thread in loaders:
+            thread.join(5)
+            assert thread.name == "qa-loader" and not thread.is_alive()
