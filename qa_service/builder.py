@@ -22,8 +22,8 @@ from qa_service.calibration import offtopic_statistics, reference_questions
 from qa_service.corpus import FaqEntry, content_hashes, hash_entries, load_corpus
 from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
-from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name, create_embedder
-from qa_service.engine import weights_from_settings
+from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name
+from qa_service.engine import embedder_from_settings, weights_from_settings
 from qa_service.errors import IndexUnavailableError
 from qa_service.index import (
     BUILDS_DIR,
@@ -110,14 +110,20 @@ class AdaptedModel:
 
     @property
     def embedding_key(self) -> str:
-        return embedding_key(canonical_model_name(self.encoder.name), self.fine_tune, library_versions())
+        return embedding_key(
+            canonical_model_name(self.encoder.name), self.fine_tune, library_versions(), self.encoder.precision
+        )
 
 
-def embedding_key(model: str, fine_tune: Mapping[str, object] | None, libraries: Mapping[str, str]) -> str:
-    """Identity of the vectors a model produces: its name, what it was trained on, the libraries."""
+def embedding_key(
+    model: str, fine_tune: Mapping[str, object] | None, libraries: Mapping[str, str], precision: str
+) -> str:
+    """Identity of the vectors a model produces: its name, what it was trained on, the libraries, the
+    arithmetic (float32 keys are those of releases before bfloat16 existed, so their caches stay valid)."""
     trained = "base" if not fine_tune else f"{fine_tune.get('training_key')}:{fine_tune.get('steps')}"
     versions = [libraries.get(name, "") for name in ("torch", "sentence-transformers", "transformers")]
-    return model_key(model, trained, *versions)
+    arithmetic = [] if precision == "float32" else [precision]
+    return model_key(model, trained, *versions, *arithmetic)
 
 
 def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
@@ -213,9 +219,8 @@ def adapt_model(
                 previous.manifest.build_id,
                 100 * changed,
             )
-            reused = create_embedder(
-                model, device=settings.device, torch_threads=settings.torch_threads, path=folder
-            )  # loaded only if a text is missing from the embedding cache
+            # loaded only if a text is missing from the embedding cache
+            reused = embedder_from_settings(settings, model=model, path=folder)
             fine_tune = {
                 **previous.manifest.fine_tune,
                 "reused_from": previous.manifest.build_id,
@@ -319,6 +324,7 @@ def prepare_build(
             keywords=KeywordIndex.build(keyword_texts(kept), terms) if kept else None,
             keyword_fields=["question+alternates", "question+answer"] if kept else [],
             build_settings=build_settings(settings),
+            encoder_precision=adapted.encoder.precision,
             fine_tune=adapted.fine_tune,
             save_model=adapted.save_model,
         )
@@ -359,7 +365,7 @@ def _collector_paused() -> Iterator[None]:
 def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) -> KnownPairs | None:
     """The previous build's near-duplicate pairs, when its question vectors are comparable to ours."""
     manifest = previous.manifest
-    if embedding_key(manifest.model, manifest.fine_tune, manifest.libraries) != key:
+    if embedding_key(manifest.model, manifest.fine_tune, manifest.libraries, manifest.encoder_precision) != key:
         return None
     try:
         old_questions = {raw["id"]: raw["question"] for raw in from_json((previous.path / ENTRIES).read_bytes())}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from qa_service.answering import Answerer, DecisionPolicy
 from qa_service.embedder import Embedder, canonical_model_name, create_embedder
@@ -38,8 +39,16 @@ def red_flags_from_settings(settings: Settings) -> RedFlagRules:
     return RedFlagRules.load(settings.red_flags_file or BUNDLED_RULES)
 
 
-def embedder_from_settings(settings: Settings) -> Embedder:
-    return create_embedder(settings.model, device=settings.device, torch_threads=settings.torch_threads)
+def embedder_from_settings(settings: Settings, *, model: str | None = None, path: Path | None = None) -> Embedder:
+    """The configured model (or ``model``, loaded from ``path``: e.g. a build's fine-tuned copy),
+    run on the configured device, threads and arithmetic."""
+    return create_embedder(
+        model or settings.model,
+        device=settings.device,
+        torch_threads=settings.torch_threads,
+        path=path,
+        precision=settings.encoder_precision,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,7 @@ def load_engine(settings: Settings, embedder: Embedder | None = None, red_flags:
     model = canonical_model_name(embedder.name if embedder is not None else settings.model)
     index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
     if index.model_path is not None:
-        embedder = create_embedder(
-            model, device=settings.device, torch_threads=settings.torch_threads, path=index.model_path
-        )
+        embedder = embedder_from_settings(settings, model=model, path=index.model_path)
     embedder = embedder or embedder_from_settings(settings)
     embedder.load()
     check_model(index.manifest, model=model, dimension=embedder.dimension, where=str(index.path))

@@ -96,6 +96,7 @@ class IndexManifest(BaseModel):
     near_duplicate_pairs: int = 0  # details in near_duplicates.json
     near_duplicates_differing: int = 0
     index_params: dict[str, int] = {}  # hnsw: M, ef_construction, ef_search (applied on load); flat: none
+    encoder_precision: str = "float32"  # arithmetic the vectors were computed in (QA_ENCODER_PRECISION)
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(include={"build_id", "model", "dimension", "entry_count", "corpus_hash", "built_at"})
@@ -339,6 +340,7 @@ class BuildContent:
     keywords: KeywordIndex | None = None
     keyword_fields: list[str] = field(default_factory=list)
     build_settings: dict[str, Any] = field(default_factory=dict)
+    encoder_precision: str = "float32"
     fine_tune: dict[str, Any] | None = None
     save_model: Callable[[Path], None] | None = None  # writes the fine-tuned model into a folder
     calibration: dict[str, float] | None = None
@@ -366,6 +368,7 @@ def _manifest_for(
         files=files,
         keyword_fields=content.keyword_fields,
         build_settings=content.build_settings,
+        encoder_precision=content.encoder_precision,
         fine_tune=content.fine_tune,
         calibration=content.calibration,
         near_duplicate_pairs=len(content.near_duplicates),

