@@ -400,7 +400,8 @@ def _targets(results: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
 def render(results: Mapping[str, Any]) -> str:
     """The table ``qa-service bench`` prints."""
     lines = [
-        f"{results['questions']} distinct questions; index {results['index']} ({results['entries']} entries)"
+        f"{results['questions']} distinct questions; index {results['index']} ({results['entries']} entries); "
+        f"encoder {results.get('encoder_precision', 'float32')}"
         + (" [quick: checks the harness, not the speed]" if results["quick"] else ""),
         "",
         f"{'':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}",

@@ -331,7 +331,11 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     engine = load_engine(settings)
     floor = bench.measure_in_process(engine, slices[1])
     batched = bench.measure_in_process_batched(engine, slices[32])
-    env = {"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model}
+    env = {
+        "QA_INDEX_DIR": str(settings.index_dir.resolve()),
+        "QA_MODEL": settings.model,
+        "QA_ENCODER_PRECISION": engine.embedder.precision,  # the floor's arithmetic, whatever the server's .env says
+    }
     kept = settings.index_dir / CACHE_DIR / "bench"  # what later runs reuse: a 44k build, 1M-row indexes
     http = bench.run_http_benchmark(env, questions, plan)
     results: dict[str, Any] = {
@@ -339,6 +343,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         "questions": len(questions),
         "index": engine.index.manifest.build_id,
         "entries": engine.index.manifest.entry_count,
+        "encoder_precision": engine.embedder.precision,
         "in_process_ms": floor.__dict__,
         "in_process_batch32_ms_per_question": batched,
         "http": http,

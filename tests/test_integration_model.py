@@ -141,3 +141,4 @@ def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys:
     load = results["load"]
     assert load["requests"] == 200 and load["failures"] == 0 and load["rss_end_mb"] > 0
     assert "target" in render(results)  # the table prints every measured figure against its target
+    assert results["encoder_precision"] == "float32" and "encoder float32" in render(results)  # the default
