@@ -389,16 +389,3 @@ class SentenceTransformerEmbedder:
     def _set_precision(self, model: Any) -> None:
         if self._precision == "bfloat16":
             use_bfloat16_linear(model)
-
-
-def create_embedder(
-    model: str,
-    *,
-    device: str = "cpu",
-    torch_threads: int = 0,
-    path: Path | None = None,
-    precision: Precision = "float32",
-) -> Embedder:
-    return SentenceTransformerEmbedder(
-        model, device=device, torch_threads=torch_threads, path=path, precision=precision
-    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa_service.answering import Answerer, DecisionPolicy
-from qa_service.embedder import Embedder, canonical_model_name, create_embedder
+from qa_service.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from qa_service.index import FaqIndex, check_model, load_index
 from qa_service.redflags import BUNDLED_RULES, RedFlagRules
 from qa_service.retrieval import RankingWeights
@@ -42,7 +42,7 @@ def red_flags_from_settings(settings: Settings) -> RedFlagRules:
 def embedder_from_settings(settings: Settings, *, model: str | None = None, path: Path | None = None) -> Embedder:
     """The configured model (or ``model``, loaded from ``path``: e.g. a build's fine-tuned copy),
     run on the configured device, threads and arithmetic."""
-    return create_embedder(
+    return SentenceTransformerEmbedder(
         model or settings.model,
         device=settings.device,
         torch_threads=settings.torch_threads,

@@ -72,9 +72,7 @@ class _Connection(asyncio.Protocol):
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        if self._transport is not None and not self.closed:
-            self.closed = True
-            self._transport.close()
+        self.close()
 
     def send(self, request: bytes) -> asyncio.Future[Reply]:
         if self._transport is None or self.closed:
