@@ -121,14 +121,17 @@ class Client:
         """The reply to ``request``; OSError when the connection fails or the reply times out
         (TimeoutError is an OSError), after which the next call reconnects."""
         try:
-            if self._connection is None or self._connection.closed:
-                _, self._connection = await asyncio.get_running_loop().create_connection(
-                    _Connection, self.host, self.port
-                )
-            return await asyncio.wait_for(self._connection.send(request), self.timeout)
+            connection = await self.connect()
+            return await asyncio.wait_for(connection.send(request), self.timeout)
         except OSError:
             self.close()
             raise
+
+    async def connect(self) -> _Connection:
+        """The open connection, opened first if there is none (or it failed)."""
+        if self._connection is None or self._connection.closed:
+            _, self._connection = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
+        return self._connection
 
     def close(self) -> None:
         if self._connection is not None:
@@ -146,26 +149,32 @@ class Run:
 
 async def drive(base_url: str, questions: Sequence[str], total: int, concurrency: int, *, timeout: float = 60.0) -> Run:
     """``total`` POST /v1/ask requests cycling through ``questions``, ``concurrency`` at a time, each
-    concurrent client on its own keep-alive connection (reopened after an error)."""
-    template = Client(base_url)
-    requests = [template.ask_request(question) for question in questions]
+    concurrent client on its own keep-alive connection (reopened after an error).
+
+    The connections are opened before the clock starts, as a chat widget's are before its patients
+    ask: otherwise a short run at concurrency 32 measures the server accepting connections one by
+    one while it answers the first (measured: 15 batches of one question before the first full
+    batch), not its throughput."""
+    clients = [Client(base_url, timeout=timeout) for _ in range(concurrency)]
+    requests = [clients[0].ask_request(question) for question in questions]
     run = Run()
     next_index = 0
 
-    async def client() -> None:
+    async def client(connection: Client) -> None:
         nonlocal next_index
-        connection = Client(base_url, timeout=timeout)
-        try:
-            while next_index < total:
-                request = requests[next_index % len(requests)]
-                next_index += 1
-                await _timed(connection, request, run)
-        finally:
-            connection.close()
+        while next_index < total:
+            request = requests[next_index % len(requests)]
+            next_index += 1
+            await _timed(connection, request, run)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    run.seconds = time.perf_counter() - started
+    try:
+        await asyncio.gather(*(connection.connect() for connection in clients), return_exceptions=True)
+        started = time.perf_counter()
+        await asyncio.gather(*(client(connection) for connection in clients))
+        run.seconds = time.perf_counter() - started
+    finally:
+        for connection in clients:
+            connection.close()
     return run
 
 

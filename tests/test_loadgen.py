@@ -8,6 +8,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from qa_service.loadgen import Run, drive, drive_paired, post_json, server_time
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -87,6 +89,36 @@ def test_a_dropped_connection_is_a_failure_and_the_client_reconnects() -> None:
     run = asyncio.run(_run(handler, ["a", "drop", "b", "c"], total=8, concurrency=1))
     assert len(run.latencies) == 8 and run.failures == 2 and run.server == []
     assert answered == 6
+
+
+def test_connections_are_opened_before_the_clock_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Throughput at concurrency 32 must not include 32 connection set-ups (slow here on purpose)."""
+    opening = asyncio.base_events.BaseEventLoop.create_connection
+
+    async def slow_open(self: Any, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await opening(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "create_connection", slow_open)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await _read_request(reader) is not None:
+            writer.write(_response(200, b"{}"))
+            await writer.drain()
+
+    run = asyncio.run(_run(handler, ["a", "b", "c", "d"], total=8, concurrency=4))
+    assert run.failures == 0 and len(run.latencies) == 8
+    assert run.seconds < 0.3 and max(run.latencies) < 0.3
+
+
+def test_a_server_that_refuses_connections_gives_failures_not_an_exception() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = asyncio.run(drive(f"http://127.0.0.1:{port}", ["a"], 3, 2))
+    assert run.failures == 3 and len(run.latencies) == 3
 
 
 def test_a_reply_that_never_comes_times_out() -> None:
