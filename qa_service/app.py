@@ -21,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import __version__
@@ -62,7 +61,7 @@ from qa_service.schemas import (
     ReloadResponse,
 )
 from qa_service.settings import Settings
-from qa_service.storage import FeedbackStore, SQLiteFeedbackStore
+from qa_service.storage import FeedbackStore, SQLiteFeedbackStore, UnansweredRecorder
 from qa_service.web import add_web_routes
 
 logger = logging.getLogger(__name__)
@@ -112,6 +111,7 @@ class ServiceState:
         self.red_flags: RedFlagRules | None = None
         self.not_ready_reason: str | None = "starting"
         self.store: FeedbackStore | None = None
+        self.recorder: UnansweredRecorder | None = None
         self.store_error: str | None = None
         self.reload_error: str | None = None
         self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
@@ -191,12 +191,15 @@ class ServiceState:
             logger.error("not ready: %s", exc.message)
         try:
             self.store = SQLiteFeedbackStore(self.settings.feedback_db, retention_days=self.settings.retention_days)
+            self.recorder = UnansweredRecorder(self.store)
         except StorageError as exc:  # answering goes on; feedback and recording report the problem
             self.store_error = exc.message
             logger.error("feedback storage unavailable: %s", exc.message)
 
     def close(self) -> None:
         self.batcher.close()
+        if self.recorder is not None:
+            self.recorder.close()  # what is queued is written before the store closes
         if self.store is not None:
             self.store.close()
 
@@ -205,16 +208,14 @@ class ServiceState:
         return self.settings.record_unanswered and decision.status in ("no_answer", "clarify")
 
     def record_unanswered(self, question: str, decision: Decision) -> None:
+        """Queue the question for review (written by the recorder's thread, after the reply)."""
         if not self.records(decision):
             return
-        if self.store is None:
+        if self.recorder is None:
             logger.warning("unanswered question not recorded: %s", self.store_error)
             return
-        try:
-            status: Literal["no_answer", "clarify"] = "clarify" if decision.status == "clarify" else "no_answer"
-            self.store.add_unanswered(question, status, [c.entry.id for c in decision.alternatives])
-        except StorageError as exc:
-            logger.warning("unanswered question not recorded: %s", exc.message)
+        status: Literal["no_answer", "clarify"] = "clarify" if decision.status == "clarify" else "no_answer"
+        self.recorder.record(question, status, [c.entry.id for c in decision.alternatives])
 
 
 def _pointer(index_dir: Path) -> str | None:
@@ -380,8 +381,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         decision = await state.answer(engine, body.question, body.top_k or settings.default_top_k)
         if settings.log_questions:
             logger.info("question %r -> %s", scrub(body.question), decision.status)
-        if state.records(decision):  # a database write: off the event loop
-            await run_in_threadpool(state.record_unanswered, body.question, decision)
+        state.record_unanswered(body.question, decision)  # queued; written off the request path
         metrics.decisions.labels(status=decision.status).inc()
         return _reply(AskResponse.from_decision(decision))
 

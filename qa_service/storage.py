@@ -4,14 +4,20 @@ Behind a small interface (``FeedbackStore``); the default is SQLite in WAL mode 
 committed write survives the process being killed. Text is scrubbed of personal identifiers before
 it is stored (``privacy.scrub``), and stored questions expire after the retention period: expired
 rows are deleted when the store opens and on every write.
+
+Unanswered questions are recorded off the request path (``UnansweredRecorder``): a writer thread
+commits whatever has queued since its last commit in one transaction, so 32 questions declined
+together cost one sync, not 32, and no request waits for the disk.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +30,9 @@ SCHEMA_VERSION = 1
 DAY = 86400.0
 
 UnansweredStatus = Literal["no_answer", "clarify"]
+UnansweredRecord = tuple[str, UnansweredStatus, list[str]]  # question, status, candidate ids
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Unanswered:
 class FeedbackStore(Protocol):
     def add_feedback(self, answer_id: str, helpful: bool, reason: str | None, question: str | None) -> None: ...
     def add_unanswered(self, question: str, status: UnansweredStatus, candidates: list[str]) -> None: ...
+    def add_unanswered_many(self, records: Sequence[UnansweredRecord]) -> None: ...
     def feedback(self) -> list[Feedback]: ...
     def unanswered(self) -> list[Unanswered]: ...
     def purge_expired(self) -> int: ...
@@ -99,12 +109,13 @@ class SQLiteFeedbackStore:
             raise
         self._db.execute("COMMIT")
 
-    def _write(self, sql: str, values: tuple[object, ...]) -> None:
+    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """Insert ``rows`` in one transaction (all or none), expiring old rows in the same one."""
         cutoff = self._now() - self.retention_seconds
         with self._lock:
             try:
                 with self._transaction():
-                    self._db.execute(sql, values)
+                    self._db.executemany(sql, rows)
                     self._db.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,))
                     self._db.execute("UPDATE feedback SET question = NULL WHERE created_at < ?", (cutoff,))
             except sqlite3.Error as exc:
@@ -113,19 +124,26 @@ class SQLiteFeedbackStore:
     def add_feedback(self, answer_id: str, helpful: bool, reason: str | None, question: str | None) -> None:
         self._write(
             "INSERT INTO feedback (answer_id, helpful, reason, question, created_at) VALUES (?, ?, ?, ?, ?)",
-            (
-                answer_id,
-                int(helpful),
-                scrub(reason) if reason else None,
-                scrub(question) if question else None,
-                self._now(),
-            ),
+            [
+                (
+                    answer_id,
+                    int(helpful),
+                    scrub(reason) if reason else None,
+                    scrub(question) if question else None,
+                    self._now(),
+                )
+            ],
         )
 
     def add_unanswered(self, question: str, status: UnansweredStatus, candidates: list[str]) -> None:
+        self.add_unanswered_many([(question, status, candidates)])
+
+    def add_unanswered_many(self, records: Sequence[UnansweredRecord]) -> None:
+        """Several unanswered questions in one transaction (one sync)."""
+        now = self._now()
         self._write(
             "INSERT INTO unanswered (question, status, candidates, created_at) VALUES (?, ?, ?, ?)",
-            (scrub(question), status, " ".join(candidates), self._now()),
+            [(scrub(question), status, " ".join(candidates), now) for question, status, candidates in records],
         )
 
     def feedback(self) -> list[Feedback]:
@@ -155,3 +173,61 @@ class SQLiteFeedbackStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class UnansweredRecorder:
+    """Writes unanswered questions to a store on its own thread, in groups.
+
+    ``record`` only queues (it never waits for the disk); the writer commits everything queued since
+    its last commit in one transaction. ``flush`` waits until all queued records are committed (or
+    have failed: failures are logged, as recording is not part of the answer); ``close`` flushes and
+    stops the writer. Past ``limit`` waiting records (a stalled disk) new ones are dropped, logged."""
+
+    def __init__(self, store: FeedbackStore, *, limit: int = 10_000) -> None:
+        self._store = store
+        self._limit = limit
+        self._queue: queue.Queue[UnansweredRecord | None] = queue.Queue(limit)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="qa-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, question: str, status: UnansweredStatus, candidates: list[str]) -> None:
+        try:
+            self._queue.put_nowait((question, status, candidates))
+        except queue.Full:
+            self._dropped += 1
+            logger.warning(
+                "unanswered question not recorded: %d are waiting to be written (%d dropped so far)",
+                self._limit,
+                self._dropped,
+            )
+
+    def flush(self) -> None:
+        self._queue.join()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            taken = [self._queue.get()]
+            while True:
+                try:
+                    taken.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            records = [item for item in taken if item is not None]
+            stopping = len(records) < len(taken)
+            try:
+                if records:
+                    self._store.add_unanswered_many(records)
+            except StorageError as exc:
+                logger.warning("%d unanswered questions not recorded: %s", len(records), exc.message)
+            except Exception:  # the writer must outlive any one bad group
+                logger.exception("%d unanswered questions not recorded", len(records))
+            finally:
+                for _ in taken:
+                    self._queue.task_done()

@@ -8,7 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from qa_service import engine as engine_module
 from qa_service.builder import build_index
 from qa_service.cli import main
 from qa_service.corpus import dump_corpus, load_corpus_file
+from qa_service.errors import StorageError
 from qa_service.privacy import scrub
 from qa_service.settings import Settings
-from qa_service.storage import DAY, SQLiteFeedbackStore
+from qa_service.storage import DAY, SQLiteFeedbackStore, UnansweredRecord, UnansweredRecorder
 from tests.conftest import ROOT
 from tests.fakes import HashingEmbedder
 
@@ -138,9 +140,71 @@ def test_unanswered_questions_are_recorded_only_when_enabled(
     on = client_for(built_settings.model_copy(update={"record_unanswered": True}))
     on.post("/v1/ask", json={"question": "banana bread recipe from jane@x.org"})
     on.post("/v1/ask", json={"question": "How long do back spasms last?"})  # answered: not recorded
+    on.app.state.service.recorder.flush()  # type: ignore[attr-defined]  # written after the reply
     rows = SQLiteFeedbackStore(Path("data/feedback.sqlite3"), retention_days=30).unanswered()
     assert [(r.question, r.status) for r in rows] == [("banana bread recipe from [email]", "no_answer")]
     assert "banana" not in caplog.text  # logs never carry question text by default
+
+
+class SlowStore(SQLiteFeedbackStore):
+    """A store whose first group waits until released, and which counts its transactions."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, retention_days=30)
+        self.release = threading.Event()
+        self.groups: list[int] = []
+
+    def add_unanswered_many(self, records: Sequence[UnansweredRecord]) -> None:
+        if not self.groups:
+            self.release.wait(5)
+        self.groups.append(len(records))
+        super().add_unanswered_many(records)
+
+
+def test_the_recorder_commits_what_queued_meanwhile_together_and_in_order(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path / "f.db")
+    recorder = UnansweredRecorder(store)
+    for number in range(40):
+        recorder.record(f"question {number}", "no_answer", ["a"])
+    store.release.set()
+    recorder.flush()
+    assert [u.question for u in store.unanswered()] == [f"question {n}" for n in range(40)]
+    assert sum(store.groups) == 40 and len(store.groups) <= 3  # not one sync per question
+    recorder.record("asked last", "clarify", ["a", "b"])
+    recorder.close()  # what is queued is written before it stops
+    assert store.unanswered()[-1].question == "asked last" and store.unanswered()[-1].candidates == ["a", "b"]
+
+
+def test_the_recorder_outlives_a_failed_write_and_drops_past_its_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SlowStore(tmp_path / "f.db")
+    store.release.set()
+    writing, failed_once = threading.Event(), threading.Event()
+    carry_on = threading.Event()
+    original = store.add_unanswered_many
+
+    def fails_first(records: Sequence[UnansweredRecord]) -> None:
+        writing.set()
+        carry_on.wait(5)
+        if not failed_once.is_set():
+            failed_once.set()
+            raise StorageError("disk full")
+        original(records)
+
+    store.add_unanswered_many = fails_first  # type: ignore[method-assign]
+    recorder = UnansweredRecorder(store, limit=3)
+    with caplog.at_level(logging.WARNING, logger="qa_service.storage"):
+        recorder.record("q0", "no_answer", [])
+        assert writing.wait(5)  # the writer holds q0
+        for number in range(1, 6):  # q1-q3 wait in the queue, q4 and q5 find it full
+            recorder.record(f"q{number}", "no_answer", [])
+        carry_on.set()
+        recorder.flush()
+        recorder.record("after the failure", "no_answer", [])
+        recorder.close()
+    assert "disk full" in caplog.text and "(2 dropped so far)" in caplog.text
+    assert [u.question for u in store.unanswered()] == ["q1", "q2", "q3", "after the failure"]
 
 
 def test_question_logging_is_opt_in_and_scrubbed(
