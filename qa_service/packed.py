@@ -187,9 +187,11 @@ def token_groups(lengths: Sequence[int], max_texts: int, max_tokens: int = PACKE
 
 
 def packed_encoder(model: Any) -> PackedEncoder | None:
-    """A packed encoder for ``model`` if it reproduces the library's vectors on a few texts (float32
-    model), else None (logged) and the caller keeps using the library."""
+    """A packed encoder for ``model`` (on the CPU) if it reproduces the library's vectors on a few
+    texts (float32 model), else None (logged) and the caller keeps using the library."""
     try:
+        if str(model.device) != "cpu":
+            raise UnsupportedModel(f"measured on the CPU only, the model is on {model.device}")
         if getattr(model.tokenizer, "padding_side", "right") != "right":
             raise UnsupportedModel("the tokenizer pads on the left")
         encoder = PackedEncoder(model)

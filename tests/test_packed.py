@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,13 @@ def test_groups_respect_the_token_and_text_limits() -> None:
     assert [len(group) for group in token_groups(lengths, max_texts=4, max_tokens=10_000)] == [4, 4, 4]
     assert token_groups([300, 900, 20], max_texts=64, max_tokens=PACKED_MAX_TOKENS) == [[1], [0, 2]]
     assert token_groups([], max_texts=8) == []
+
+
+def test_a_model_on_another_device_keeps_the_library(caplog: pytest.LogCaptureFixture) -> None:
+    on_gpu = SimpleNamespace(device="cuda:0", tokenizer=SimpleNamespace(padding_side="right"))
+    with caplog.at_level(logging.INFO, logger="qa_service.packed"):
+        assert packed_encoder(on_gpu) is None
+    assert "cuda:0" in caplog.text
 
 
 @pytest.fixture(scope="module")
