@@ -25,8 +25,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# Most tokens per packed call: more made MiniLM slower per token on 2 cores (the activations of
-# a bigger call no longer fit the CPU caches): 32 questions ~1.35 ms each, 64 ~1.9 ms each.
+# Most tokens per packed call. With attention in one block per call, 64 questions cost ~1.9 ms
+# each against ~1.35 for 32; with attention in runs of 8 (below), limits of 512, 1024 and 2048
+# tokens measured within noise of each other (64 questions: 1.34-1.42 ms each), so 512 stays.
 PACKED_MAX_TOKENS = 512
 # Texts per attention call. One call for a whole batch pads every text to the batch's longest, and
 # torch's CPU attention slows sharply with that width: for 32 dataset questions, attention took 28%
