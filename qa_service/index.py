@@ -262,11 +262,30 @@ class FaqIndex:
 
     def search(self, queries: npt.NDArray[np.float32], k: int) -> list[list[Hit]]:
         """The ``k`` best distinct entries per query vector, best first; an entry scores its best row."""
+        return [
+            [
+                Hit(entry, score, FIELD_NAMES[field])
+                for entry, score, field in zip(
+                    entries.tolist(), scores.tolist(), self.row_field[rows].tolist(), strict=True
+                )
+            ]
+            for entries, scores, rows in self._best_rows(queries, k)
+        ]
+
+    def candidate_entries(self, queries: npt.NDArray[np.float32], k: int) -> list[npt.NDArray[np.int64]]:
+        """What ``search`` finds, as entry positions only (no objects: the ranking rescores them anyway)."""
+        return [entries for entries, _, _ in self._best_rows(queries, k)]
+
+    def _best_rows(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
+        """Per query: the ``k`` best distinct entries, their best row's score and that row, best first."""
         if queries.ndim != 2 or queries.shape[1] != self.manifest.dimension:
             raise ValueError(f"query vectors must have shape (n, {self.manifest.dimension})")
         total = len(self.vector_index)
+        empty = np.zeros(0, dtype=np.int64)
         if total == 0:
-            return [[] for _ in range(len(queries))]
+            return [(empty, np.zeros(0, dtype=np.float32), empty) for _ in range(len(queries))]
         rows = min(total, k * self._max_rows_per_entry + 8)
         scores, ids = self.vector_index.search(queries, rows)
         results = []
@@ -276,17 +295,7 @@ class FaqIndex:
             entries = self.row_entry[rows]
             _, first = np.unique(entries, return_index=True)  # rows arrive best first: an entry's first is its best
             best = np.sort(first)[:k]
-            results.append(
-                [
-                    Hit(entry, score, FIELD_NAMES[field])
-                    for entry, score, field in zip(
-                        entries[best].tolist(),
-                        row_scores[best].tolist(),
-                        self.row_field[rows[best]].tolist(),
-                        strict=True,
-                    )
-                ]
-            )
+            results.append((entries[best], row_scores[best], rows[best]))
         return results
 
 

@@ -70,16 +70,17 @@ class Retriever:
         """The ``k`` best entries per question, best first.
 
         ``sentences[i]`` holds (text, vector) of each sentence of question i when it has several."""
-        dense_candidates = self.index.search(query_vectors, k=self.weights.candidates)
+        limit = self.weights.candidates
+        dense = self.index.candidate_entries(query_vectors, k=limit)
         results = []
-        for number, (vector, question, hits) in enumerate(zip(query_vectors, questions, dense_candidates, strict=True)):
-            candidates = {hit.entry for hit in hits}
+        for number, (vector, question, found) in enumerate(zip(query_vectors, questions, dense, strict=True)):
+            candidates = set(found.tolist())
             keyword_scores = self._keyword_candidates(question, candidates)
             parts = list(sentences[number]) if sentences is not None and self.weights.sentence_weight > 0 else []
-            part_hits = self.index.search(np.vstack([v for _, v in parts]), k=self.weights.candidates) if parts else []
+            part_found = self.index.candidate_entries(np.vstack([v for _, v in parts]), k=limit) if parts else []
             part_keywords = []
-            for (text, _), found in zip(parts, part_hits, strict=True):
-                candidates.update(hit.entry for hit in found)
+            for (text, _), part_entries in zip(parts, part_found, strict=True):
+                candidates.update(part_entries.tolist())
                 part_keywords.append(self._keyword_candidates(text, candidates))
             entries = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
             dense_question, dense_qa, keyword, score = self._scores(entries, vector, keyword_scores)
@@ -117,7 +118,7 @@ class Retriever:
         if scores.any():
             top = min(self.weights.candidates, len(scores))
             best = np.argpartition(-scores, top - 1)[:top]
-            candidates.update(int(entry) for entry in best if scores[entry] > 0)
+            candidates.update(best[scores[best] > 0].tolist())
         return scores
 
     def _scores(

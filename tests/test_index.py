@@ -71,6 +71,10 @@ def test_search_returns_distinct_entries_best_first(built_settings: Settings, fa
     assert hits[0].field == "alternate" and hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert len({h.entry for h in hits}) == len(hits) == 3
     assert hits[0].score >= hits[1].score >= hits[2].score
+    questions = ["When will my back spasm go away?", "heat or ice", "parking at the clinic"]
+    vectors = fake_embedder.encode(questions)
+    found = index.candidate_entries(vectors, k=4)  # what the ranking uses: the same entries, no objects
+    assert [entries.tolist() for entries in found] == [[h.entry for h in hits] for hits in index.search(vectors, k=4)]
 
 
 def test_a_failed_build_leaves_the_previous_index_serving(
