@@ -203,13 +203,10 @@ class ServiceState:
         if self.store is not None:
             self.store.close()
 
-    def records(self, decision: Decision) -> bool:
-        """Whether this decision's question is kept for review (QA_RECORD_UNANSWERED)."""
-        return self.settings.record_unanswered and decision.status in ("no_answer", "clarify")
-
     def record_unanswered(self, question: str, decision: Decision) -> None:
-        """Queue the question for review (written by the recorder's thread, after the reply)."""
-        if not self.records(decision):
+        """Queue a no_answer or clarify question for review when QA_RECORD_UNANSWERED is on (written
+        by the recorder's thread, after the reply)."""
+        if not self.settings.record_unanswered or decision.status not in ("no_answer", "clarify"):
             return
         if self.recorder is None:
             logger.warning("unanswered question not recorded: %s", self.store_error)

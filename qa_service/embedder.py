@@ -123,9 +123,9 @@ def plan_batches(lengths: Sequence[int], max_batch: int, overhead: float = CALL_
 
 def fixed_batches(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
     """Positions in runs of ``batch_size``, longest first, so each run holds texts of similar size
-    (build time: thousands of texts, where sorting alone leaves little padding)."""
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    (build time: thousands of texts, where sorting alone leaves little padding): the packed grouping
+    with no size limit."""
+    return token_groups(sizes, batch_size, max_tokens=sum(sizes))
 
 
 _TOKEN_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
