@@ -10,6 +10,7 @@ import contextlib
 import hmac
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
@@ -42,7 +43,7 @@ from qa_service.errors import (
 )
 from qa_service.guards import Guards, TokenBuckets
 from qa_service.index import current_build_id, set_search_threads
-from qa_service.memory import HeapTrimmer
+from qa_service.memory import HeapTrimmer, settle_heap
 from qa_service.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from qa_service.privacy import scrub
 from qa_service.redflags import RedFlagRules
@@ -185,6 +186,7 @@ class ServiceState:
             self.engine = load_engine(self.settings, self.embedder, self.red_flags)
             self.not_ready_reason = None
             self._report_serving()
+            settle_heap()
         except QaError as exc:
             self.engine = None
             self.not_ready_reason = exc.message
@@ -213,6 +215,14 @@ class ServiceState:
             return
         status: Literal["no_answer", "clarify"] = "clarify" if decision.status == "clarify" else "no_answer"
         self.recorder.record(question, status, [c.entry.id for c in decision.alternatives])
+
+
+def _replaced_parts(old: Engine | None, new: Engine) -> list[weakref.ref[object]]:
+    """Weak references to the parts of ``old`` that ``new`` does not share (its index; its model,
+    when the new build brings another)."""
+    if old is None:
+        return []
+    return [weakref.ref(part) for part in (old.index, old.embedder) if part not in (new.index, new.embedder)]
 
 
 def _pointer(index_dir: Path) -> str | None:
