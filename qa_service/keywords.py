@@ -25,6 +25,7 @@ from qa_service.cachefiles import digest_array, read_arrays, remove_stale_tempor
 
 K1 = 1.2
 B = 0.75
+QUERY_TERMS_CACHE = 1024
 
 _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -322,6 +323,7 @@ class KeywordIndex:
         size = self.size
         self._unknown_idf = float(np.log1p((size + 0.5) / 0.5)) if size else 1.0
         self._corrector: SpellingCorrector | None = None  # built on first use (a build rarely needs it)
+        self._remembered_terms = functools.lru_cache(maxsize=QUERY_TERMS_CACHE)(self._query_terms)
 
     @classmethod
     def build(cls, field_texts: Sequence[Sequence[str]], cache: TermCache | None = None) -> KeywordIndex:
@@ -355,12 +357,14 @@ class KeywordIndex:
     def size(self) -> int:
         return int(self.fields[0].shape[0]) if self.fields else 0
 
-    def query_terms(self, query: str) -> set[str]:
-        """The question's terms, misspelt words replaced by the corpus word one edit away."""
-        terms = set()
-        for term in tokenize(query):
-            terms.add(self.corrector().correct(term) or term)
-        return terms
+    def query_terms(self, query: str) -> frozenset[str]:
+        """The question's terms, misspelt words replaced by the corpus word one edit away
+        (remembered for the last QUERY_TERMS_CACHE questions: scoring and ``known_share`` both ask)."""
+        return self._remembered_terms(query)
+
+    def _query_terms(self, query: str) -> frozenset[str]:
+        corrector = self.corrector()
+        return frozenset(corrector.correct(term) or term for term in tokenize(query))
 
     def known_share(self, query: str) -> float:
         """The share of the question's words that the corpus uses at all (0..1; 0 with no words).
@@ -372,10 +376,22 @@ class KeywordIndex:
 
     def scores(self, query: str) -> npt.NDArray[np.float32]:
         """Mean over fields of the BM25 score divided by the query's total IDF (0..1)."""
-        total = np.zeros(self.size, dtype=np.float32)
+        row: npt.NDArray[np.float32] = self.scores_many([query])[0]
+        return row
+
+    def scores_many(self, queries: Sequence[str]) -> npt.NDArray[np.float32]:
+        """``scores`` of several queries, one row each. Query by query: one row's sums stay in
+        cache, where a single pass over all queries' cells was 3.5x slower at 44k entries."""
+        total = np.zeros((len(queries), self.size), dtype=np.float32)
+        for row, query in zip(total, queries, strict=True):
+            self._add_scores(row, query)
+        total /= np.float32(len(self.fields))
+        return total
+
+    def _add_scores(self, total: npt.NDArray[np.float32], query: str) -> None:
         terms = self.query_terms(query)
         if not terms or not self.size:
-            return total
+            return
         ids = sorted(self.vocab[term] for term in terms if term in self.vocab)
         unknown = len(terms) - len(ids)
         for matrix, idf in zip(self.fields, self.idf, strict=True):
@@ -386,7 +402,6 @@ class KeywordIndex:
                 found = ragged_positions(starts, matrix.indptr[columns + 1] - starts)  # the columns' entries
                 field_scores = np.bincount(matrix.indices[found], matrix.data[found], minlength=self.size)
                 total += np.minimum(field_scores.astype(np.float32) / possible, 1.0)
-        return (total / np.float32(len(self.fields))).astype(np.float32, copy=False)
 
     def save(self, folder: Path, stem: str = "keywords") -> list[str]:
         """Write ``<stem>.npz`` and ``<stem>.vocab.json``; returns the file names."""

@@ -69,84 +69,125 @@ class Retriever:
     ) -> list[list[Scored]]:
         """The ``k`` best entries per question, best first.
 
-        ``sentences[i]`` holds (text, vector) of each sentence of question i when it has several."""
-        limit = self.weights.candidates
-        dense = self.index.candidate_entries(query_vectors, k=limit)
-        results = []
-        for number, (vector, question, found) in enumerate(zip(query_vectors, questions, dense, strict=True)):
-            candidates = set(found.tolist())
-            keyword_scores = self._keyword_candidates(question, candidates)
-            parts = list(sentences[number]) if sentences is not None and self.weights.sentence_weight > 0 else []
-            part_found = self.index.candidate_entries(np.vstack([v for _, v in parts]), k=limit) if parts else []
-            part_keywords = []
-            for (text, _), part_entries in zip(parts, part_found, strict=True):
-                candidates.update(part_entries.tolist())
-                part_keywords.append(self._keyword_candidates(text, candidates))
-            entries = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-            dense_question, dense_qa, keyword, score = self._scores(entries, vector, keyword_scores)
-            if parts:
-                weight = self.weights.sentence_weight
-                best_part = np.max(
-                    [
-                        self._scores(entries, part_vector, part_scores)[3]
-                        for (_, part_vector), part_scores in zip(parts, part_keywords, strict=True)
-                    ],
-                    axis=0,
-                )
-                score = (score + weight * best_part) / (1 + weight)
-            best = np.lexsort((entries, -score))[:k]  # by score, then entry: ties are deterministic
-            results.append(
-                [
-                    Scored(
-                        int(entries[i]),
-                        float(score[i]),
-                        float(dense_question[i]),
-                        float(dense_qa[i]),
-                        float(keyword[i]),
-                    )
-                    for i in best.tolist()
-                ]
-            )
+        ``sentences[i]`` holds (text, vector) of each sentence of question i when it has several.
+        All questions and sentences are ranked together, as arrays: one search, one keyword pass,
+        one rescoring, whatever the batch size."""
+        count = len(questions)
+        if count == 0 or not self.index.entries:
+            return [[] for _ in range(count)]
+        weights = self.weights
+        parts = [list(found) for found in sentences] if sentences is not None and weights.sentence_weight > 0 else []
+        # every text scored: the questions, then each question's sentences; owner = its question
+        owner = np.concatenate(
+            [
+                np.arange(count, dtype=np.int64),
+                np.repeat(np.arange(len(parts), dtype=np.int64), [len(p) for p in parts]),
+            ]
+        )
+        texts = [*questions, *(text for found in parts for text, _ in found)]
+        vectors = np.vstack([query_vectors, *(vector for found in parts for _, vector in found)]).astype(
+            np.float32, copy=False
+        )
+        keyword = self._keyword_scores(texts)
+        pair_owner, pair_entry = self._candidates(vectors, owner, keyword)
+        # each text is scored on every candidate of its question
+        starts = np.searchsorted(pair_owner, np.arange(count))
+        sizes = np.bincount(pair_owner, minlength=count)
+        pair_of = ragged_positions(starts[owner], sizes[owner])  # (text, candidate) -> the candidate's pair
+        text_of = np.repeat(np.arange(len(texts)), sizes[owner])
+        dense_question, dense_qa = self._dense(vectors, text_of, pair_entry[pair_of])
+        keyword_part = (
+            keyword[text_of, pair_entry[pair_of]].astype(np.float64)
+            if keyword is not None
+            else np.zeros(len(pair_of), dtype=np.float64)
+        )
+        fused = (
+            weights.question_weight * dense_question
+            + (1 - weights.question_weight) * dense_qa
+            + weights.keyword_weight * keyword_part
+        )
+        questions_only = len(pair_entry)  # the first len(pair_entry) scores are the questions' own
+        score = fused[:questions_only]
+        if len(pair_of) > questions_only:
+            best_part = np.full(questions_only, -np.inf)
+            np.maximum.at(best_part, pair_of[questions_only:], fused[questions_only:])
+            split = np.isfinite(best_part)
+            weight = weights.sentence_weight
+            score = np.where(split, (score + weight * best_part) / (1 + weight), score)
+        order = np.lexsort((pair_entry, -score, pair_owner))  # by question, score, then entry: ties are deterministic
+        rank_in_question = np.arange(len(order)) - starts[pair_owner[order]]
+        kept = order[rank_in_question < k]
+        results: list[list[Scored]] = [[] for _ in range(count)]
+        for question, entry, total, question_score, qa_score, keyword_score in zip(
+            pair_owner[kept].tolist(),
+            pair_entry[kept].tolist(),
+            score[kept].tolist(),
+            dense_question[kept].tolist(),
+            dense_qa[kept].tolist(),
+            keyword_part[kept].tolist(),
+            strict=True,
+        ):
+            results[question].append(Scored(entry, total, question_score, qa_score, keyword_score))
         return results
 
-    def _keyword_candidates(self, text: str, candidates: set[int]) -> npt.NDArray[np.float32] | None:
-        """The text's keyword scores (None when keywords are off); adds its best entries to ``candidates``."""
+    def _keyword_scores(self, texts: Sequence[str]) -> npt.NDArray[np.float32] | None:
+        """Each text's keyword score of every entry (None when keywords are off)."""
         keywords = self.index.keywords
         if keywords is None or self.weights.keyword_weight <= 0:
             return None
-        scores = keywords.scores(text)
-        if scores.any():
-            top = min(self.weights.candidates, len(scores))
-            best = np.argpartition(-scores, top - 1)[:top]
-            candidates.update(best[scores[best] > 0].tolist())
-        return scores
+        return keywords.scores_many(texts)
 
-    def _scores(
+    def _candidates(
         self,
-        entries: npt.NDArray[np.int64],
-        vector: npt.NDArray[np.float32],
-        keyword_scores: npt.NDArray[np.float32] | None,
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Per entry: best question-like cosine, question+answer cosine (the former when the entry has
-        no answer), keyword score, and the fused score."""
-        vectors = self.index.vectors
-        counts = self._question_count[entries]
-        rows = self._question_rows[ragged_positions(self._question_start[entries], counts)]
-        similarities = vectors[rows] @ vector
-        dense_question = np.zeros(len(entries), dtype=np.float64)
+        vectors: npt.NDArray[np.float32],
+        owner: npt.NDArray[np.int64],
+        keyword: npt.NDArray[np.float32] | None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(question, entry) pairs, sorted: every entry among a text's best ``candidates`` by its
+        vectors or by its keywords (those scoring above 0) is a candidate of the text's question."""
+        limit = self.weights.candidates
+        size = len(self.index.entries)
+        found = self.index.candidate_entries(vectors, k=limit)
+        keys = [owner[text] * size + entries for text, entries in enumerate(found)]
+        if keyword is not None and size:
+            top = min(limit, size)
+            best = np.argpartition(-keyword, top - 1, axis=1)[:, :top]
+            scored = np.take_along_axis(keyword, best, axis=1) > 0
+            keys.append((owner[:, None] * size + best)[scored])
+        unique = np.unique(np.concatenate(keys))
+        return unique // size, unique % size
+
+    def _dense(
+        self, vectors: npt.NDArray[np.float32], text_of: npt.NDArray[np.int64], entry_of: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per (text, entry): the best question-like cosine and the question+answer cosine (the former
+        when the entry has no answer)."""
+        counts = self._question_count[entry_of]
+        rows = self._question_rows[ragged_positions(self._question_start[entry_of], counts)]
+        qa_rows = self._qa_row[entry_of]
+        has_qa = qa_rows >= 0
+        all_rows = np.concatenate([rows, qa_rows[has_qa]])
+        row_text = np.concatenate([np.repeat(text_of, counts), text_of[has_qa]])
+        similarities = self._similarities(vectors, all_rows, row_text)
+        dense_question = np.zeros(len(entry_of), dtype=np.float64)
         present = counts > 0
         if present.any():
             offsets = (np.cumsum(counts) - counts)[present]
-            dense_question[present] = np.maximum.reduceat(similarities, offsets)
-        qa_rows = self._qa_row[entries]
+            dense_question[present] = np.maximum.reduceat(similarities[: len(rows)], offsets)
         dense_qa = dense_question.copy()
-        has_qa = qa_rows >= 0
-        dense_qa[has_qa] = vectors[qa_rows[has_qa]] @ vector
-        keyword = keyword_scores[entries].astype(np.float64) if keyword_scores is not None else np.zeros(len(entries))
-        weights = self.weights
-        score = (
-            weights.question_weight * dense_question
-            + (1 - weights.question_weight) * dense_qa
-            + weights.keyword_weight * keyword
-        )
-        return dense_question, dense_qa, keyword, score
+        dense_qa[has_qa] = similarities[len(rows) :]
+        return dense_question, dense_qa
+
+    def _similarities(
+        self, vectors: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], row_text: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Cosine of each index row ``rows[i]`` with the vector of text ``row_text[i]``."""
+        index_vectors = self.index.vectors
+        order = np.argsort(row_text, kind="stable")
+        bounds = np.searchsorted(row_text[order], np.arange(len(vectors) + 1))
+        ordered = rows[order]
+        similarities = np.empty(len(rows), dtype=np.float32)
+        for text, (start, end) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+            if end > start:  # one text's rows at a time: the gathered block stays in cache
+                similarities[order[start:end]] = index_vectors[ordered[start:end]] @ vectors[text]
+        return similarities

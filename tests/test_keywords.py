@@ -105,3 +105,12 @@ def test_an_unreadable_term_cache_is_ignored(tmp_path: Path) -> None:
     assert cache.misses == 2
     cache.save()  # replaced by a good one
     assert TermCache(path).terms
+
+
+def test_scoring_several_queries_at_once_gives_each_its_own_scores(index: KeywordIndex) -> None:
+    queries = ["how long do back spasms last", "", "zolmitriptan celiac", "banana bread", "chiropracter"]
+    together = index.scores_many(queries)
+    assert together.shape == (len(queries), index.size)
+    for row, query in zip(together, queries, strict=True):
+        assert np.array_equal(row, index.scores(query))
+    assert not together[1].any() and not together[3].any()
