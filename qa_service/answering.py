@@ -8,6 +8,7 @@ offer them), ``no_answer`` (nothing is close enough: say so and point to the cli
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -93,7 +94,13 @@ class DecisionPolicy:
 
 
 def _answer_key(entry: FaqEntry) -> str:
-    return " ".join(entry.answer.lower().split())
+    return _normalized_answer(entry.answer)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized_answer(answer: str) -> str:
+    """An answer compared case- and spacing-blind (remembered: every decision compares a few)."""
+    return " ".join(answer.lower().split())
 
 
 def different_meaning(best: Candidate, other: Candidate) -> bool:

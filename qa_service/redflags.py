@@ -244,6 +244,8 @@ class RedFlagRules:
         return prepared
 
     def _fires_on(self, rule: _Rule, text: Sequence[_Clause]) -> bool:
+        if not any(all(_any_present(group, text) for group in condition) for condition in rule.conditions):
+            return False  # some term of every condition is missing: nothing to weigh (most questions, most rules)
         ignored = [
             {p for phrase in rule.ignore for b in clause.starts.get(phrase, ()) for p in range(b, b + len(phrase))}
             for clause in text
@@ -318,6 +320,11 @@ class _Clause:
     words: list[str]
     starts: dict[Phrase, list[int]]  # phrase -> positions where it starts
     not_negation: set[int]  # positions inside "no longer", "never had", ...
+
+
+def _any_present(group: Sequence[Phrase], text: Sequence[_Clause]) -> bool:
+    """Whether any phrase of ``group`` occurs anywhere in the text (before ignores and negation)."""
+    return any(phrase in clause.starts for clause in text for phrase in group)
 
 
 def _deletions(word: str) -> set[str]:
