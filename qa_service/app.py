@@ -260,12 +260,14 @@ async def _watch_index(state: ServiceState, every: float) -> None:
                 await in_own_thread(state.reload)
 
 
-def _state(request: Request) -> ServiceState:
+# Coroutines although they never wait: FastAPI runs a plain-function dependency in its thread pool,
+# a thread hop (and two GIL hand-offs) per request for an attribute lookup.
+async def _state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
 
-def _engine(state: Annotated[ServiceState, Depends(_state)]) -> Engine:
+async def _engine(state: Annotated[ServiceState, Depends(_state)]) -> Engine:
     if state.engine is None:
         raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
     return state.engine
