@@ -286,17 +286,28 @@ class FaqIndex:
         empty = np.zeros(0, dtype=np.int64)
         if total == 0:
             return [(empty, np.zeros(0, dtype=np.float32), empty) for _ in range(len(queries))]
-        rows = min(total, k * self._max_rows_per_entry + 8)
-        scores, ids = self.vector_index.search(queries, rows)
-        results = []
-        for query_scores, query_ids in zip(scores, ids, strict=True):
-            found = query_ids >= 0
-            rows, row_scores = query_ids[found], query_scores[found]
-            entries = self.row_entry[rows]
-            _, first = np.unique(entries, return_index=True)  # rows arrive best first: an entry's first is its best
-            best = np.sort(first)[:k]
-            results.append((entries[best], row_scores[best], rows[best]))
-        return results
+        width = min(total, k * self._max_rows_per_entry + 8)
+        scores, ids = self.vector_index.search(queries, width)
+        count = len(queries)
+        found = ids >= 0  # an approximate search may find fewer rows
+        entries = self.row_entry[np.where(found, ids, 0)]
+        # Rows arrive best first, so an entry's first row in its query's list is its best. One pass for
+        # all queries: keys (query, entry), first occurrence of each in row-major order (stable sort).
+        keys = np.arange(count, dtype=np.int64)[:, None] * len(self.entries) + entries
+        _, first = np.unique(np.where(found, keys, -1).ravel(), return_index=True)
+        first = np.sort(first[found.ravel()[first]])
+        query = first // width
+        starts = np.searchsorted(query, np.arange(count))
+        best = first[np.arange(len(first)) - starts[query] < k]
+        bounds = np.searchsorted(best // width, np.arange(1, count))
+        return list(
+            zip(
+                np.split(entries.ravel()[best], bounds),
+                np.split(scores.ravel()[best], bounds),
+                np.split(ids.ravel()[best], bounds),
+                strict=True,
+            )
+        )
 
 
 FIELD_NAMES = ("question", "alternate", "qa")

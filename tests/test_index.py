@@ -77,6 +77,25 @@ def test_search_returns_distinct_entries_best_first(built_settings: Settings, fa
     assert [entries.tolist() for entries in found] == [[h.entry for h in hits] for hits in index.search(vectors, k=4)]
 
 
+def test_each_query_gets_its_own_best_row_per_entry_and_unfilled_rows_are_skipped(
+    built_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = load_index(built_settings.index_dir, model=fake_embedder.name)
+    vectors = fake_embedder.encode(["When will my back spasm go away?", "heat or ice", "parking at the clinic"])
+    scores, ids = index.vector_index.search(vectors, len(index.vectors))
+    for number, rows in enumerate(ids):  # each query on its own: entries in the order of their best (first) row
+        expected = list(dict.fromkeys(int(index.row_entry[row]) for row in rows))[:3]
+        assert index.candidate_entries(vectors[number : number + 1], k=3)[0].tolist() == expected
+        assert index.candidate_entries(vectors, k=3)[number].tolist() == expected  # and among the others
+    # an approximate search that fills fewer rows than asked pads with -1: those rows are not entries
+    ids[:, 2:] = -1
+    monkeypatch.setattr(index.vector_index, "search", lambda queries, k: (scores[:, :k], ids[:, :k]))
+    found = index.candidate_entries(vectors, k=5)
+    assert [entries.tolist() for entries in found] == [
+        list(dict.fromkeys(int(index.row_entry[r]) for r in rows[:2])) for rows in ids
+    ]
+
+
 def test_a_failed_build_leaves_the_previous_index_serving(
     built_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
