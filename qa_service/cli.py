@@ -220,6 +220,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers go through the handler configured above (text or JSON)
+        access_log=settings.access_log,
     )
     return 0
 

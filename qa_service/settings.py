@@ -160,6 +160,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `qa-service serve` listens on.")
     log_level: str = Field("INFO", description="Logging level of the CLI and the server.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object each.")
+    access_log: bool = Field(True, description="One INFO line per HTTP request (method, path, status).")
     cors_origins: list[str] = Field(
         default_factory=list, description="Web origins (https://clinic.example) allowed to call the API from a browser."
     )

@@ -237,3 +237,17 @@ def test_eval_features_feed_calibrate(project: Path, capsys: pytest.CaptureFixtu
     assert main(["calibrate", "--features", str(features)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("coefficients (bias, question_z, qa_z, keyword, margin, known):") and "toy" in out
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("false", False)])
+def test_serve_passes_the_access_log_setting_to_the_server(
+    project: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    import uvicorn
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    if value is not None:
+        monkeypatch.setenv("QA_ACCESS_LOG", value)
+    assert main(["serve"]) == 0
+    assert calls and calls[0]["access_log"] is expected
