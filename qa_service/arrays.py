@@ -13,3 +13,11 @@ def ragged_positions(starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int6
     before = np.cumsum(lengths) - lengths
     positions: npt.NDArray[np.int64] = np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
     return positions
+
+
+def first_of_each_group(groups: npt.NDArray[np.int64], count: int, k: int) -> npt.NDArray[np.bool_]:
+    """For ``groups``, sorted group numbers in ``0..count-1``: which elements are among the first
+    ``k`` of their group (each query's ``k`` best, once its candidates are sorted best first)."""
+    starts = np.searchsorted(groups, np.arange(count))
+    first: npt.NDArray[np.bool_] = np.arange(len(groups)) - starts[groups] < k
+    return first

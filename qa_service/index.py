@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from qa_service.arrays import first_of_each_group
 from qa_service.corpus import FaqEntry
 from qa_service.errors import IndexMismatchError, IndexUnavailableError
 from qa_service.keywords import KeywordIndex
@@ -289,22 +290,20 @@ class FaqIndex:
         width = min(total, k * self._max_rows_per_entry + 8)
         scores, ids = self.vector_index.search(queries, width)
         count = len(queries)
-        found = ids >= 0  # an approximate search may find fewer rows
-        entries = self.row_entry[np.where(found, ids, 0)]
+        found = np.flatnonzero(ids.ravel() >= 0)  # an approximate search may find fewer rows
+        rows, query = ids.ravel()[found], found // width
+        entries = self.row_entry[rows]
         # Rows arrive best first, so an entry's first row in its query's list is its best. One pass for
-        # all queries: keys (query, entry), first occurrence of each in row-major order (stable sort).
-        keys = np.arange(count, dtype=np.int64)[:, None] * len(self.entries) + entries
-        _, first = np.unique(np.where(found, keys, -1).ravel(), return_index=True)
-        first = np.sort(first[found.ravel()[first]])
-        query = first // width
-        starts = np.searchsorted(query, np.arange(count))
-        best = first[np.arange(len(first)) - starts[query] < k]
-        bounds = np.searchsorted(best // width, np.arange(1, count))
+        # all queries: first occurrence of each (query, entry) key, in row-major order (stable sort).
+        _, first = np.unique(query * len(self.entries) + entries, return_index=True)
+        first = np.sort(first)
+        best = first[first_of_each_group(query[first], count, k)]
+        bounds = np.searchsorted(query[best], np.arange(1, count))
         return list(
             zip(
-                np.split(entries.ravel()[best], bounds),
-                np.split(scores.ravel()[best], bounds),
-                np.split(ids.ravel()[best], bounds),
+                np.split(entries[best], bounds),
+                np.split(scores.ravel()[found[best]], bounds),
+                np.split(rows[best], bounds),
                 strict=True,
             )
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qa_service.arrays import ragged_positions
+from qa_service.arrays import first_of_each_group, ragged_positions
 from qa_service.index import FIELD_NAMES, FaqIndex
 
 QUESTION_FIELDS = (FIELD_NAMES.index("question"), FIELD_NAMES.index("alternate"))
@@ -78,12 +78,8 @@ class Retriever:
         weights = self.weights
         parts = [list(found) for found in sentences] if sentences is not None and weights.sentence_weight > 0 else []
         # every text scored: the questions, then each question's sentences; owner = its question
-        owner = np.concatenate(
-            [
-                np.arange(count, dtype=np.int64),
-                np.repeat(np.arange(len(parts), dtype=np.int64), [len(p) for p in parts]),
-            ]
-        )
+        sentence_owner = np.repeat(np.arange(len(parts), dtype=np.int64), [len(found) for found in parts])
+        owner = np.concatenate([np.arange(count, dtype=np.int64), sentence_owner])
         texts = [*questions, *(text for found in parts for text, _ in found)]
         vectors = np.vstack([query_vectors, *(vector for found in parts for _, vector in found)]).astype(
             np.float32, copy=False
@@ -115,8 +111,7 @@ class Retriever:
             weight = weights.sentence_weight
             score = np.where(split, (score + weight * best_part) / (1 + weight), score)
         order = np.lexsort((pair_entry, -score, pair_owner))  # by question, score, then entry: ties are deterministic
-        rank_in_question = np.arange(len(order)) - starts[pair_owner[order]]
-        kept = order[rank_in_question < k]
+        kept = order[first_of_each_group(pair_owner[order], count, k)]
         results: list[list[Scored]] = [[] for _ in range(count)]
         for question, entry, total, question_score, qa_score, keyword_score in zip(
             pair_owner[kept].tolist(),

@@ -185,7 +185,6 @@ class UnansweredRecorder:
 
     def __init__(self, store: FeedbackStore, *, limit: int = 10_000) -> None:
         self._store = store
-        self._limit = limit
         self._queue: queue.Queue[UnansweredRecord | None] = queue.Queue(limit)
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="qa-recorder", daemon=True)
@@ -198,7 +197,7 @@ class UnansweredRecorder:
             self._dropped += 1
             logger.warning(
                 "unanswered question not recorded: %d are waiting to be written (%d dropped so far)",
-                self._limit,
+                self._queue.maxsize,
                 self._dropped,
             )
 
