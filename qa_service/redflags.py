@@ -123,8 +123,14 @@ class _Rule:
     ignore: tuple[Phrase, ...]
     negation: bool = True
     phrases_with: dict[str, tuple[Phrase, ...]] = field(default_factory=dict)  # word -> multi-word phrases
+    # each condition's groups as sets, to tell cheaply whether a question holds some phrase of every group
+    group_sets: tuple[tuple[frozenset[Phrase], ...], ...] = field(init=False)
+    vocabulary: frozenset[Phrase] = field(init=False)  # every phrase of every condition
 
     def __post_init__(self) -> None:
+        sets = tuple(tuple(frozenset(group) for group in condition) for condition in self.conditions)
+        object.__setattr__(self, "group_sets", sets)
+        object.__setattr__(self, "vocabulary", frozenset().union(*(group for condition in sets for group in condition)))
         found: dict[str, set[Phrase]] = {}
         for condition in self.conditions:
             for group in condition:
@@ -170,6 +176,18 @@ class RedFlagRules:
             for rule in (*self.rules, *self.notes)
             for phrase in (*(p for c in rule.conditions for g in c for p in g), *rule.ignore)
         )
+        # the phrases a question is searched for, and their beginnings (to stop extending a word run early)
+        self._phrases = {
+            phrase
+            for phrase in (
+                *(p for rule in (*self.rules, *self.notes) for c in rule.conditions for g in c for p in g),
+                *(p for rule in (*self.rules, *self.notes) for p in rule.ignore),
+                *self._cues,
+                *self._not_negations,
+            )
+            if len(phrase) <= self._longest
+        }
+        self._beginnings = {phrase[:size] for phrase in self._phrases for size in range(1, len(phrase) + 1)}
 
     @classmethod
     def load(cls, path: Path) -> RedFlagRules:
@@ -220,20 +238,27 @@ class RedFlagRules:
         return self._first(self.notes, self._prepare(question))
 
     def _first(self, rules: Sequence[_Rule], text: Sequence[_Clause]) -> RedFlag | None:
-        return next((RedFlag(r.id, r.description, r.message) for r in rules if self._fires_on(r, text)), None)
+        present = _phrases_in(text)
+        return next((RedFlag(r.id, r.description, r.message) for r in rules if self._fires_on(r, text, present)), None)
 
     def _fires(self, rule: _Rule, question: str) -> bool:
-        return self._fires_on(rule, self._prepare(question))
+        text = self._prepare(question)
+        return self._fires_on(rule, text, _phrases_in(text))
 
     def _prepare(self, question: str) -> list[_Clause]:
-        """The question's clauses, typos corrected, with where every phrase of up to N words starts."""
+        """The question's clauses, typos corrected, with where each phrase of the rules and the negation
+        settings starts."""
         prepared = []
         for clause in clauses(question):
             words_ = [self._correct(word) for word in clause]
             starts: dict[Phrase, list[int]] = {}
-            for size in range(1, self._longest + 1):
-                for begin in range(len(words_) - size + 1):
-                    starts.setdefault(tuple(words_[begin : begin + size]), []).append(begin)
+            for begin in range(len(words_)):
+                for end in range(begin + 1, min(begin + self._longest, len(words_)) + 1):
+                    phrase = tuple(words_[begin:end])
+                    if phrase not in self._beginnings:
+                        break
+                    if phrase in self._phrases:
+                        starts.setdefault(phrase, []).append(begin)
             not_negation = {
                 position
                 for phrase in self._not_negations
@@ -243,8 +268,10 @@ class RedFlagRules:
             prepared.append(_Clause(words_, starts, not_negation))
         return prepared
 
-    def _fires_on(self, rule: _Rule, text: Sequence[_Clause]) -> bool:
-        if not any(all(_any_present(group, text) for group in condition) for condition in rule.conditions):
+    def _fires_on(self, rule: _Rule, text: Sequence[_Clause], present: frozenset[Phrase]) -> bool:
+        if rule.vocabulary.isdisjoint(present) or not any(
+            all(not group.isdisjoint(present) for group in condition) for condition in rule.group_sets
+        ):
             return False  # some term of every condition is missing: nothing to weigh (most questions, most rules)
         ignored = [
             {p for phrase in rule.ignore for b in clause.starts.get(phrase, ()) for p in range(b, b + len(phrase))}
@@ -322,9 +349,9 @@ class _Clause:
     not_negation: set[int]  # positions inside "no longer", "never had", ...
 
 
-def _any_present(group: Sequence[Phrase], text: Sequence[_Clause]) -> bool:
-    """Whether any phrase of ``group`` occurs anywhere in the text (before ignores and negation)."""
-    return any(phrase in clause.starts for clause in text for phrase in group)
+def _phrases_in(text: Sequence[_Clause]) -> frozenset[Phrase]:
+    """Every phrase (of up to the rules' longest) occurring anywhere in the text, before ignores and negation."""
+    return frozenset().union(*(clause.starts for clause in text))
 
 
 def _deletions(word: str) -> set[str]:
