@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from qa_service import language
 from qa_service.language import LanguageGuard, language_list
 
 
@@ -52,3 +55,40 @@ def test_supported_languages_are_configurable() -> None:
 def test_language_names() -> None:
     assert language_list(["en"]) == "English"
     assert language_list(["en", "es", "fr"]) == "English, Spanish and French"
+
+
+MIXED = [
+    "how long will my back spasm last",
+    "¿Cuánto dura un espasmo de espalda?",
+    "Wie lange dauert ein Rückenkrampf?",
+    "",
+    "???",
+    "背部肌肉痉挛怎么办",
+    "CAUSE OF A COLD\ni UNDERSTAND CONTAGION AND TRANSFERRENCE OF COLD GERMS",
+]
+
+
+@pytest.mark.parametrize("supported", [["en"], ["en", "es"], ["de"]])
+def test_a_batch_is_identified_as_each_text_alone(supported: list[str]) -> None:
+    guard = LanguageGuard(supported)
+    together = guard.detect_many(MIXED)
+    assert guard._batch is not None  # the batch scorer passed its load-time check
+    assert together == [guard.detect(text) for text in MIXED]
+    # and as py3langid's own per-text ranking decides
+    identifier = guard._load()
+    for text, found in zip(MIXED, together, strict=True):
+        ranking = identifier.rank(text.lower())
+        supported_share = sum(p for code, p in ranking if code in supported)
+        assert found == (None if supported_share >= 0.02 else ranking[0][0])
+
+
+def test_a_batch_scorer_that_disagrees_with_py3langid_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = language._BatchScorer.probabilities
+    monkeypatch.setattr(language._BatchScorer, "probabilities", lambda self, texts: original(self, texts)[:, ::-1])
+    guard = LanguageGuard(["en"])
+    with caplog.at_level(logging.WARNING, logger="qa_service.language"):
+        found = guard.detect_many(MIXED)
+    assert guard._batch is None and "differ" in caplog.text
+    assert found[0] is None and found[1] == "es" and found[2] == "de"  # py3langid text by text
