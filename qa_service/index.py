@@ -57,6 +57,9 @@ VECTORS = "vectors.faiss"
 KEYWORDS = "keywords"
 ENTRY_LIST = TypeAdapter(list[FaqEntry])  # entries.json: one fast (de)serialisation of the whole list
 NEAR_DUPLICATES = "near_duplicates.json"
+# Flat indexes up to this many rows rank a search's entries from every row's score (see
+# FaqIndex.candidate_entries); larger ones keep faiss's search, whose threads the service controls.
+SCORE_ALL_MAX_ROWS = 8192
 MODEL_DIR = "model"
 _TMP_PREFIX = ".tmp-"
 
@@ -173,6 +176,16 @@ class VectorIndex:
         scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 
+    def inner_products(self, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Every query's score with every row (exact), one row per query. Query by query: numpy's
+        matrix product of a whole batch starts OpenBLAS's thread pool, which then competes with the
+        encoder's threads for the two cores."""
+        vectors = self.vectors
+        scores = np.empty((len(queries), len(vectors)), dtype=np.float32)
+        for row, query in zip(scores, np.asarray(queries, dtype=np.float32), strict=True):
+            np.matmul(vectors, query, out=row)
+        return scores
+
 
 def write_vector_index(index: VectorIndex, path: Path) -> None:
     """Write the faiss index (and only it: the kind and parameters are the caller's to keep)."""
@@ -249,6 +262,11 @@ class FaqIndex:
         self.vectors: npt.NDArray[np.float32] = vectors.vectors
         self._by_id = {entry.id: position for position, entry in enumerate(self.entries)}
         self._max_rows_per_entry = int(np.bincount(row_entry).max()) if len(row_entry) else 1
+        # Rows grouped by entry (in entry order), to score every entry of a small flat index at once.
+        self._rows_by_entry = np.argsort(row_entry, kind="stable")
+        grouped = row_entry[self._rows_by_entry]
+        self._entry_groups = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(grouped) else grouped
+        self._group_entry = grouped[self._entry_groups].astype(np.int64)
 
     @property
     def model_path(self) -> Path | None:
@@ -274,20 +292,44 @@ class FaqIndex:
         ]
 
     def candidate_entries(self, queries: npt.NDArray[np.float32], k: int) -> list[npt.NDArray[np.int64]]:
-        """What ``search`` finds, as entry positions only (no objects: the ranking rescores them anyway)."""
-        return [entries for entries, _, _ in self._best_rows(queries, k)]
+        """What ``search`` finds, as entry positions only (no objects: the ranking rescores them anyway).
+
+        A small flat (exact) index ranks its entries from every row's score: the same entries as its
+        search, without faiss keeping ``k`` × rows-per-entry best rows in a heap per query (a batch of
+        37 questions: 0.4 against 2.0 ms at 390 rows, 1.3 against 7.5 ms at 2,000). Equal scores at
+        the k-th place may keep either entry, as with the search."""
+        total = len(self.vector_index)
+        if self.vector_index.kind != "flat" or not 0 < total <= SCORE_ALL_MAX_ROWS or k <= 0:
+            return [entries for entries, _, _ in self._best_rows(queries, k)]
+        self._check_queries(queries)
+        scores = self.vector_index.inner_products(queries)
+        best = np.maximum.reduceat(scores[:, self._rows_by_entry], self._entry_groups, axis=1)
+        if k < best.shape[1]:
+            top = np.sort(np.argpartition(-best, k - 1, axis=1)[:, :k], axis=1)
+        else:
+            top = np.broadcast_to(np.arange(best.shape[1]), best.shape)
+        order = np.argsort(-np.take_along_axis(best, top, axis=1), axis=1, kind="stable")  # ties: earlier entry
+        ranked = np.take_along_axis(top, order, axis=1)
+        return list(self._group_entry[ranked])
+
+    def _search_width(self, k: int) -> int:
+        """Rows to search for so that ``k`` distinct entries are among them."""
+        return k * self._max_rows_per_entry + 8
+
+    def _check_queries(self, queries: npt.NDArray[np.float32]) -> None:
+        if queries.ndim != 2 or queries.shape[1] != self.manifest.dimension:
+            raise ValueError(f"query vectors must have shape (n, {self.manifest.dimension})")
 
     def _best_rows(
         self, queries: npt.NDArray[np.float32], k: int
     ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]]:
         """Per query: the ``k`` best distinct entries, their best row's score and that row, best first."""
-        if queries.ndim != 2 or queries.shape[1] != self.manifest.dimension:
-            raise ValueError(f"query vectors must have shape (n, {self.manifest.dimension})")
+        self._check_queries(queries)
         total = len(self.vector_index)
         empty = np.zeros(0, dtype=np.int64)
         if total == 0:
             return [(empty, np.zeros(0, dtype=np.float32), empty) for _ in range(len(queries))]
-        width = min(total, k * self._max_rows_per_entry + 8)
+        width = min(total, self._search_width(k))
         scores, ids = self.vector_index.search(queries, width)
         count = len(queries)
         found = np.flatnonzero(ids.ravel() >= 0)  # an approximate search may find fewer rows

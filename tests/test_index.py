@@ -77,6 +77,28 @@ def test_search_returns_distinct_entries_best_first(built_settings: Settings, fa
     assert [entries.tolist() for entries in found] == [[h.entry for h in hits] for hits in index.search(vectors, k=4)]
 
 
+@pytest.mark.parametrize("k", [1, 4, 7, 50])
+def test_a_small_flat_index_ranks_entries_from_every_score_as_its_search_would(
+    built_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    index = load_index(built_settings.index_dir, model=fake_embedder.name)
+    assert index.vector_index.kind == "flat" and len(index.vectors) <= index_module.SCORE_ALL_MAX_ROWS
+    questions = ["When will my back spasm go away?", "heat or ice", "parking at the clinic", "stretches"]
+    vectors = fake_embedder.encode(questions)
+    every_score = [entries.tolist() for entries in index.candidate_entries(vectors, k=k)]
+    monkeypatch.setattr(index_module, "SCORE_ALL_MAX_ROWS", 0)  # as a larger index: faiss's search
+    searched = [entries.tolist() for entries in index.candidate_entries(vectors, k=k)]
+    exact = vectors @ index.vectors.T
+    for row, mine, theirs in zip(exact, every_score, searched, strict=True):
+        assert len(mine) == len(theirs) == min(k, len(index.entries))
+        best = {entry: float(max(row[index.row_entry == entry])) for entry in range(len(index.entries))}
+        assert [best[e] for e in mine] == sorted((best[e] for e in mine), reverse=True)  # best first
+        assert [best[e] for e in mine] == pytest.approx([best[e] for e in theirs], abs=1e-6)
+        # the same entries, except that equal scores at the k-th place may keep either
+        last = best[mine[-1]]
+        assert {e for e in mine if best[e] > last + 1e-6} == {e for e in theirs if best[e] > last + 1e-6}
+
+
 def test_each_query_gets_its_own_best_row_per_entry_and_unfilled_rows_are_skipped(
     built_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,6 +111,7 @@ def test_each_query_gets_its_own_best_row_per_entry_and_unfilled_rows_are_skippe
         assert index.candidate_entries(vectors, k=3)[number].tolist() == expected  # and among the others
     # an approximate search that fills fewer rows than asked pads with -1: those rows are not entries
     ids[:, 2:] = -1
+    monkeypatch.setattr(index.vector_index, "kind", "hnsw")
     monkeypatch.setattr(index.vector_index, "search", lambda queries, k: (scores[:, :k], ids[:, :k]))
     found = index.candidate_entries(vectors, k=5)
     assert [entries.tolist() for entries in found] == [
