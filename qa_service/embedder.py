@@ -333,7 +333,7 @@ class SentenceTransformerEmbedder:
         thousands of texts, sorted by length, have little padding to save and go through the library."""
         import torch
 
-        features = self._model.preprocess(list(texts))
+        features = packed.tokenize(list(texts))
         lengths = features["attention_mask"].sum(dim=1).tolist()
         vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
         for group in token_groups(lengths, batch_size):

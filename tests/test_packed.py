@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa_service.embedder import SentenceTransformerEmbedder
-from qa_service.packed import PACKED_MAX_TOKENS, PackedEncoder, packed_encoder, token_groups
+from qa_service.packed import PACKED_MAX_TOKENS, PackedEncoder, direct_tokenizer, packed_encoder, token_groups
 from qa_service.settings import DEFAULT_MODEL
 
 
@@ -82,4 +82,32 @@ def test_a_packed_encoder_that_disagrees_with_the_library_is_not_used(
     monkeypatch.setattr(PackedEncoder, "encode", off_by_a_little)
     with caplog.at_level(logging.WARNING, logger="qa_service.packed"):
         assert packed_encoder(exact._model) is None
+    assert "differ" in caplog.text
+
+
+@pytest.mark.model
+def test_texts_are_tokenized_directly_exactly_as_the_library_does(exact: SentenceTransformerEmbedder) -> None:
+    import torch
+
+    assert exact._packed is not None and exact._packed.tokenize != exact._model.preprocess  # passed its check
+    texts = ["back pain", "  Spaces,  CAPITALS and punctuation!?  ", "¿Qué? naïve — 3½ mg 😀", "x " * 400, "a"]
+    expected, actual = exact._model.preprocess(texts), exact._packed.tokenize(texts)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert torch.equal(expected[key], actual[key]), key
+    assert actual["input_ids"].shape == (5, exact._model.max_seq_length)  # the long text is cut, the rest padded
+
+
+@pytest.mark.model
+def test_a_direct_tokenizer_that_disagrees_with_the_library_is_not_used(
+    exact: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    library = exact._model.preprocess
+
+    def padding_counted_as_text(texts: list[str], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        features = library(texts, *args, **kwargs)
+        return {**features, "attention_mask": features["attention_mask"] * 0 + 1}
+
+    monkeypatch.setattr(exact._model, "preprocess", padding_counted_as_text)
+    with caplog.at_level(logging.WARNING, logger="qa_service.packed"):
+        assert direct_tokenizer(exact._model) is None
     assert "differ" in caplog.text
