@@ -26,7 +26,7 @@ from qa_service.corpus import FaqEntry
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine
 from qa_service.errors import QaError
-from qa_service.loadgen import drive, drive_paired
+from qa_service.loadgen import Run, drive, drive_paired
 from qa_service.settings import Settings
 
 
@@ -195,83 +195,113 @@ def measure_load(
 # --- the whole harness (``qa-service bench``) ---------------------------------------------------
 
 POPULAR_QUESTIONS = 20
+PAIRED_QUESTIONS = 200  # c=1 batched against unbatched, asked in turn
 
 
 @dataclass(frozen=True)
 class BenchPlan:
     """How much to measure: the full run for the results file, or a quick smoke run for CI."""
 
-    per_level: dict[int, int]  # distinct questions sent at each concurrency (never repeated)
+    distinct: int  # distinct questions, each sent once at every concurrency level
+    rounds: int  # the levels take turns on parts of them (see measure_levels)
     repeated: int  # requests cycling the popular questions, at each of concurrency 1 and 32
     compare_unbatched: bool  # also serve with QA_BATCH_MAX=1 to show what batching changes
     warmup: int = 20
+    levels: tuple[int, ...] = (1, 8, 32)
 
     @classmethod
     def full(cls) -> BenchPlan:
-        return cls({1: 200, 8: 200, 32: 600}, repeated=2000, compare_unbatched=True)
+        return cls(distinct=1000, rounds=2, repeated=2000, compare_unbatched=True)
 
     @classmethod
     def quick(cls) -> BenchPlan:
-        return cls({1: 10, 8: 16, 32: 32}, repeated=60, compare_unbatched=False, warmup=3)
+        return cls(distinct=32, rounds=1, repeated=60, compare_unbatched=False, warmup=3)
 
 
-def split_questions(questions: Sequence[str], plan: BenchPlan, *, seed: int = 0) -> dict[int, list[str]]:
-    """Disjoint slices of the (shuffled) questions per concurrency level, so nothing hits the cache."""
+def pick_questions(questions: Sequence[str], plan: BenchPlan, *, seed: int = 0) -> list[str]:
+    """The plan's distinct questions, shuffled: every concurrency level (and the in-process floor)
+    is measured on these same questions, so that levels compare like with like."""
     import random
 
-    pool = list(questions)
+    pool = list(dict.fromkeys(questions))
     random.Random(seed).shuffle(pool)
-    needed = sum(plan.per_level.values())
+    needed = min(plan.distinct, max(plan.levels))
     if len(pool) < needed:
-        raise QaError(f"the benchmark needs {needed} distinct questions; the files give {len(pool)}")
-    slices, start = {}, 0
-    for level, count in plan.per_level.items():
-        slices[level] = pool[start : start + count]
-        start += count
-    return slices
+        raise QaError(f"the benchmark needs at least {needed} distinct questions; the files give {len(pool)}")
+    return pool[: plan.distinct]
 
 
-def spare_questions(questions: Sequence[str], slices: dict[int, list[str]]) -> list[str]:
-    """The questions no concurrency level uses (for warm-ups that must not fill the cache)."""
-    used = {question for chunk in slices.values() for question in chunk}
-    return [question for question in questions if question not in used]
+def measure_levels(server: ServerProcess, questions: Sequence[str], plan: BenchPlan) -> dict[int, LoadResult]:
+    """Every question once at each concurrency level. The questions are cut into ``plan.rounds``
+    parts; on each part every level runs in turn, in the opposite order from one part to the next
+    (1, 8, 32, then 32, 8, 1), so that a slower or faster spell of a noisy machine falls on every
+    level alike instead of on whichever ran then. The server must not cache answers (the levels
+    ask the same questions)."""
+    asyncio.run(drive(server.base_url, questions, plan.warmup, 1))
+    size = -(-len(questions) // plan.rounds)
+    parts = [questions[start : start + size] for start in range(0, len(questions), size)]
+    runs: dict[int, list[Run]] = {level: [] for level in plan.levels}
+    rss: dict[int, list[float]] = {level: [] for level in plan.levels}
+    for number, part in enumerate(parts):
+        for level in plan.levels if number % 2 == 0 else plan.levels[::-1]:
+            rss[level].append(resident_mb(server.process.pid))
+            runs[level].append(asyncio.run(drive(server.base_url, part, len(part), level)))
+            rss[level].append(resident_mb(server.process.pid))
+    results = {}
+    for level in plan.levels:
+        done = runs[level]
+        latencies = [value for run in done for value in run.latencies]
+        server_times = [value for run in done for value in run.server]
+        results[level] = LoadResult(
+            len(latencies),
+            sum(run.failures for run in done),
+            level,
+            sum(run.seconds for run in done),
+            LatencySummary.of(latencies),
+            rss[level][0],
+            rss[level][-1],
+            LatencySummary.of(server_times) if server_times else None,
+        )
+    return results
 
 
-def measure_levels(
-    server: ServerProcess, slices: dict[int, list[str]], warmup_questions: Sequence[str], warmup: int
-) -> dict[int, LoadResult]:
-    """Distinct questions at each concurrency level (each question once)."""
-    asyncio.run(drive(server.base_url, warmup_questions, warmup, 1))
-    return {
-        level: measure_load(server, questions, total=len(questions), concurrency=level, warmup=0)
-        for level, questions in slices.items()
-    }
-
-
-def run_http_benchmark(env: dict[str, str], questions: Sequence[str], plan: BenchPlan) -> dict[str, Any]:
-    """Start a server, then: cold start, memory, latency and throughput at each concurrency level on
-    distinct questions, and on repeated popular questions (served from the cache)."""
-    slices = split_questions(questions, plan)
-    spare = spare_questions(questions, slices) or list(questions)
-    server = start_server(env)
+def run_http_benchmark(
+    env: dict[str, str], questions: Sequence[str], plan: BenchPlan, *, repeated: bool = True
+) -> dict[str, Any]:
+    """Distinct questions at each concurrency level (on a server with the answer cache off, as the
+    levels ask the same questions); then, with ``repeated``, a server as configured: cold start,
+    memory, and the popular questions asked over and over (served from the cache)."""
+    server = start_server({**env, "QA_CACHE_SIZE": "0"})
     try:
-        rss_ready = resident_mb(server.process.pid)
-        levels = measure_levels(server, slices, spare, plan.warmup)
-        popular = list(slices[1][:POPULAR_QUESTIONS])
-        repeated = {
-            level: measure_load(server, popular, total=plan.repeated, concurrency=level, warmup=len(popular))
-            for level in (1, 32)
-        }
-        rss_end = resident_mb(server.process.pid)
+        levels = measure_levels(server, questions, plan)
     finally:
         server.stop()
-    return {
-        "cold_start_s": round(server.cold_start_s, 2),
-        "rss_ready_mb": round(rss_ready, 1),
-        "rss_end_mb": round(rss_end, 1),
+    results: dict[str, Any] = {
+        "distinct_cache": "off",
+        "rounds": plan.rounds,
         "distinct": {str(level): result.as_dict() for level, result in levels.items()},
-        "repeated": {str(level): result.as_dict() for level, result in repeated.items()},
     }
+    if repeated:
+        server = start_server(env)
+        try:
+            rss_ready = resident_mb(server.process.pid)
+            popular = list(questions[:POPULAR_QUESTIONS])
+            cached = {
+                level: measure_load(server, popular, total=plan.repeated, concurrency=level, warmup=len(popular))
+                for level in (1, 32)
+            }
+            rss_end = resident_mb(server.process.pid)
+        finally:
+            server.stop()
+        results.update(
+            {
+                "cold_start_s": round(server.cold_start_s, 2),
+                "rss_ready_mb": round(rss_ready, 1),
+                "rss_end_mb": round(rss_end, 1),
+                "repeated": {str(level): result.as_dict() for level, result in cached.items()},
+            }
+        )
+    return results
 
 
 def measure_paired(

@@ -328,20 +328,20 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     plan = bench.BenchPlan.quick() if args.quick else bench.BenchPlan.full()
     questions = bench.load_questions(args.questions)
-    slices = bench.split_questions(questions, plan)
+    picked = bench.pick_questions(questions, plan)
     engine = load_engine(settings)
-    floor = bench.measure_in_process(engine, slices[1])
-    batched = bench.measure_in_process_batched(engine, slices[32])
+    floor = bench.measure_in_process(engine, picked)
+    batched = bench.measure_in_process_batched(engine, picked)
     env = {
         "QA_INDEX_DIR": str(settings.index_dir.resolve()),
         "QA_MODEL": settings.model,
         "QA_ENCODER_PRECISION": engine.embedder.precision,  # the floor's arithmetic, whatever the server's .env says
     }
     kept = settings.index_dir / CACHE_DIR / "bench"  # what later runs reuse: a 44k build, 1M-row indexes
-    http = bench.run_http_benchmark(env, questions, plan)
+    http = bench.run_http_benchmark(env, picked, plan)
     results: dict[str, Any] = {
         "quick": args.quick,
-        "questions": len(questions),
+        "questions": len(picked),
         "index": engine.index.manifest.build_id,
         "entries": engine.index.manifest.entry_count,
         "encoder_precision": engine.embedder.precision,
@@ -355,11 +355,10 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         distinct["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
     )
     if plan.compare_unbatched:
-        unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, questions, plan)
+        unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, picked, plan, repeated=False)
         results["unbatched"] = unbatched
-        spare = bench.spare_questions(questions, slices)
         batched_c1, unbatched_c1 = bench.measure_paired(
-            env, [{}, {"QA_BATCH_MAX": "1"}], slices[1], spare[: plan.warmup] or slices[1][: plan.warmup]
+            env, [{}, {"QA_BATCH_MAX": "1"}], picked[: bench.PAIRED_QUESTIONS], picked[-plan.warmup :]
         )
         results["c1_paired_ms"] = {"batched": batched_c1.__dict__, "unbatched": unbatched_c1.__dict__}
         results["c1_p50_batched_over_unbatched"] = round(batched_c1.p50_ms / unbatched_c1.p50_ms, 3)
