@@ -1,12 +1,12 @@
-"""Encoding BERT-style sentence models on packed tokens: padding only where attention needs it.
+"""Encoding BERT-style sentence models on packed tokens: no padding anywhere.
 
 sentence-transformers pads every text of a call to the call's longest and runs every layer on the
 padding. Here the real tokens of all texts of a call are packed into one matrix for the linear
-layers, layer norms and activations (nearly all of the work) and spread into a padded block only
-for attention. Each real token gets the same arithmetic as in the library, so the vectors agree
-with its ``encode()`` to float rounding; ``packed_encoder`` checks that on the loaded model and
-returns None for any model it does not reproduce (other architectures, other pooling), which then
-runs through the library as before.
+layers, layer norms and activations (nearly all of the work), and attention runs on texts of one
+length at a time, which need neither padding nor a mask. Each real token gets the same arithmetic
+as in the library, so the vectors agree with its ``encode()`` to float rounding; ``packed_encoder``
+checks that on the loaded model and returns None for any model it does not reproduce (other
+architectures, other pooling), which then runs through the library as before.
 
 Measured for MiniLM on 2 cores (questions from the dev datasets): a lone question 4.4 ms instead of
 6.4 (the library's per-call work goes too); 32 questions 1.3 ms each instead of 1.9.
@@ -32,15 +32,17 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-# Most tokens per packed call. With attention in one block per call, 64 questions cost ~1.9 ms
-# each against ~1.35 for 32; with attention in runs of 8 (below), limits of 512, 1024 and 2048
-# tokens measured within noise of each other (64 questions: 1.34-1.42 ms each), so 512 stays.
+# Most tokens per packed call. With attention in one padded block per call, 64 questions cost ~1.9
+# ms each against ~1.35 for 32; with attention in runs of 8, limits of 512, 1024 and 2048 tokens
+# measured within noise of each other (64 questions: 1.34-1.42 ms each), so 512 stays.
 PACKED_MAX_TOKENS = 512
-# Texts per attention call. One call for a whole batch pads every text to the batch's longest, and
-# torch's CPU attention slows sharply with that width: for 32 dataset questions, attention took 28%
-# of the encoder's time in one call, 15% in runs of 8 (runs of 4 or 16: within noise of 8).
-ATTENTION_BLOCK = 8
-# Texts the load-time check compares, of different lengths so that padding is exercised.
+# Most texts per attention call. Attention runs on consecutive texts of one length (texts come
+# longest first). Earlier it ran on runs of 8 texts padded to the longest, with a mask: torch's CPU
+# attention took ~200 µs for 8 short questions with a mask against ~55 without, plus two copies in
+# and out of the padded block; equal-length runs made a batch of 32 dev questions 7-9% faster to
+# encode (1.86 -> 1.69-1.74 ms each, three A/B runs; 8, 16 or 32 at most: within noise).
+ATTENTION_BLOCK = 16
+# Texts the load-time check compares, of different lengths so that packing is exercised.
 _CHECK_TEXTS = (
     "back pain",
     "How long does a muscle spasm in the lower back usually last?",
@@ -120,7 +122,8 @@ class PackedEncoder:
     def encode(self, features: dict[str, Any]) -> Any:
         """Unit vectors (a float32 tensor, one row per text) for tokenizer output ``features``
         (``input_ids``, ``attention_mask``, optionally ``token_type_ids``; padded at the end; texts
-        longest first, as ``token_groups`` orders them, for attention's blocks to stay small)."""
+        longest first, as ``token_groups`` orders them, so that texts of one length share attention
+        calls)."""
         import torch
         import torch.nn.functional as functional
 
@@ -134,7 +137,7 @@ class PackedEncoder:
             hidden = hidden.reshape(texts * width, size)
             if bool((lengths < width).any()):
                 hidden = hidden.index_select(0, mask.reshape(-1).nonzero().squeeze(1))
-            blocks = _attention_blocks(lengths.tolist(), 3 * size, hidden.dtype)
+            blocks = _attention_blocks(lengths.tolist())
             for layer in self._layers:
                 projected = torch.cat([layer.query(hidden), layer.key(hidden), layer.value(hidden)], dim=1)
                 contexts = [block.attend(projected, self._heads, self._scale) for block in blocks]
@@ -147,43 +150,33 @@ class PackedEncoder:
 
 
 class _Block:
-    """Consecutive texts whose attention is computed together, padded to the longest of them."""
+    """Consecutive texts of one length, whose attention is computed together."""
 
-    def __init__(self, lengths: Sequence[int], first_row: int, columns: int, dtype: Any) -> None:
-        import torch
-
-        self.texts, self.width = len(lengths), max(lengths)
-        self.rows = slice(first_row, first_row + sum(lengths))
-        # For texts of unequal length: where their tokens go in the padded block, which keys each
-        # may attend to, and the block itself (allocated once per call; pad rows stay zero).
-        self.padding: tuple[Any, Any, Any] | None = None
-        if any(length != self.width for length in lengths):
-            real = torch.cat([torch.arange(length) + i * self.width for i, length in enumerate(lengths)])
-            keep = (torch.arange(self.width)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
-            self.padding = (real, keep, torch.zeros(self.texts * self.width, columns, dtype=dtype))
+    def __init__(self, texts: int, width: int, first_row: int) -> None:
+        self.texts, self.width = texts, width
+        self.rows = slice(first_row, first_row + texts * width)
 
     def attend(self, projected: Any, heads: int, scale: float) -> Any:
         """Attention's output for this block's tokens, packed; ``projected`` holds every token's
         query, key and value side by side."""
         import torch.nn.functional as functional
 
-        rows, keep = projected[self.rows], None
-        if self.padding is not None:
-            real, keep, block = self.padding
-            rows = block.index_copy_(0, real, rows)
+        rows = projected[self.rows]
         query, key, value = rows.view(self.texts, self.width, 3, heads, -1).permute(2, 0, 3, 1, 4)
-        context = functional.scaled_dot_product_attention(query, key, value, attn_mask=keep, scale=scale)
-        context = context.transpose(1, 2).reshape(self.texts * self.width, -1)
-        return context if self.padding is None else context.index_select(0, self.padding[0])
+        context = functional.scaled_dot_product_attention(query, key, value, scale=scale)
+        return context.transpose(1, 2).reshape(self.texts * self.width, -1)
 
 
-def _attention_blocks(lengths: Sequence[int], columns: int, dtype: Any) -> list[_Block]:
-    """Texts (longest first) in runs of ATTENTION_BLOCK, so that a long text pads only its own run."""
-    blocks, row = [], 0
-    for start in range(0, len(lengths), ATTENTION_BLOCK):
-        part = lengths[start : start + ATTENTION_BLOCK]
-        blocks.append(_Block(part, row, columns, dtype))
-        row += sum(part)
+def _attention_blocks(lengths: Sequence[int]) -> list[_Block]:
+    """Runs of consecutive texts of one length, at most ATTENTION_BLOCK each."""
+    blocks, row, start = [], 0, 0
+    while start < len(lengths):
+        end = start + 1
+        while end < len(lengths) and end - start < ATTENTION_BLOCK and lengths[end] == lengths[start]:
+            end += 1
+        blocks.append(_Block(end - start, lengths[start], row))
+        row += (end - start) * lengths[start]
+        start = end
     return blocks
 
 
