@@ -216,7 +216,7 @@ def packed_encoder(model: Any) -> PackedEncoder | None:
     if difference > _CHECK_TOLERANCE:
         logger.warning("encoding through sentence-transformers: packed vectors differ by %.2g", difference)
         return None
-    logger.info("encoding packed (padding only inside attention; within %.1g of the library)", difference)
+    logger.info("encoding packed (no padding; within %.1g of the library)", difference)
     encoder.tokenize = direct_tokenizer(model) or model.preprocess
     return encoder
 
