@@ -8,7 +8,7 @@ Spanish, French, German, Russian or Chinese questions score below 0.002. Very sh
 ("hola") can pass; the answer threshold declines those anyway.
 
 A batch of questions is scored together (``detect_many``): py3langid's own byte walk per text, then
-one array pass for all of them instead of a dozen small numpy calls per text (~35 → ~12 µs per
+one array pass for all of them instead of a dozen small numpy calls per text (~34 → ~17 µs per
 question). The arithmetic is py3langid's (``LanguageIdentifier.rank`` with normalised
 probabilities), summed in another order; a check at load compares the two on texts of several
 languages and keeps py3langid's per-text path if they ever differ.
