@@ -199,7 +199,7 @@ class Answerer:
         assessed = [self.red_flags.assess(text) if self.red_flags is not None else (None, None) for text in cleaned]
         flags = [flag for flag, _ in assessed]
         unflagged = [text for text, flag in zip(cleaned, flags, strict=True) if not flag]
-        identified = iter(self.language.detect_many(unflagged) if unflagged else [])
+        identified = iter(self.language.detect_many(unflagged))
         foreign = [None if flag else next(identified) for flag in flags]
         to_rank = [
             text for text, flag, language in zip(cleaned, flags, foreign, strict=True) if not flag and language is None

@@ -89,7 +89,7 @@ class LanguageGuard:
 
     def detect_many(self, texts: Sequence[str]) -> list[str | None]:
         """``detect`` for each text, scored together."""
-        if not self.supported:
+        if not self.supported or not texts:
             return [None] * len(texts)
         identifier = self._load()
         lowered = [text.lower() for text in texts]

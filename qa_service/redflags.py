@@ -177,22 +177,10 @@ class RedFlagRules:
             for variant in _deletions(term):
                 self._by_deletion.setdefault(variant, []).append(term)
         self._corrections: dict[str, str] = {}
-        self._longest = max(
-            len(phrase)
-            for rule in (*self.rules, *self.notes)
-            for phrase in (*(p for c in rule.conditions for g in c for p in g), *rule.ignore)
-        )
+        rule_phrases = {phrase for rule in (*self.rules, *self.notes) for phrase in (*rule.vocabulary, *rule.ignore)}
+        self._longest = max(len(phrase) for phrase in rule_phrases)
         # the phrases a question is searched for, and their beginnings (to stop extending a word run early)
-        self._phrases = {
-            phrase
-            for phrase in (
-                *(p for rule in (*self.rules, *self.notes) for c in rule.conditions for g in c for p in g),
-                *(p for rule in (*self.rules, *self.notes) for p in rule.ignore),
-                *self._cues,
-                *self._not_negations,
-            )
-            if len(phrase) <= self._longest
-        }
+        self._phrases = rule_phrases | {p for p in (*self._cues, *self._not_negations) if len(p) <= self._longest}
         self._beginnings = {phrase[:size] for phrase in self._phrases for size in range(1, len(phrase) + 1)}
 
     @classmethod
