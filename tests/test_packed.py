@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,7 +15,15 @@ import numpy as np
 import pytest
 
 from qa_service.embedder import SentenceTransformerEmbedder
-from qa_service.packed import PACKED_MAX_TOKENS, PackedEncoder, direct_tokenizer, packed_encoder, token_groups
+from qa_service.errors import ModelLoadError
+from qa_service.packed import (
+    CHECK_FILE,
+    PACKED_MAX_TOKENS,
+    PackedEncoder,
+    direct_tokenizer,
+    packed_encoder,
+    token_groups,
+)
 from qa_service.settings import DEFAULT_MODEL
 
 
@@ -111,3 +124,73 @@ def test_a_direct_tokenizer_that_disagrees_with_the_library_is_not_used(
     with caplog.at_level(logging.WARNING, logger="qa_service.packed"):
         assert direct_tokenizer(exact._model) is None
     assert "differ" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def saved(exact: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    exact.save(folder)
+    return folder
+
+
+_MIXED = ["back pain", "How long does a spasm last?", "  Spaces,  CAPITALS!? ", "naïve — 3½ mg 😀", "x " * 400]
+
+
+@pytest.mark.model
+def test_a_saved_model_loads_without_the_library_and_gives_its_vectors(
+    exact: SentenceTransformerEmbedder, saved: Path
+) -> None:
+    assert (saved / CHECK_FILE).is_file()
+    direct = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32", path=saved)
+    direct.load()
+    assert direct.runs_packed and not direct.loaded_library and direct.dimension == exact.dimension
+    library = exact._model.encode(_MIXED, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(direct.encode(_MIXED) - library).max() < 1e-5
+    assert np.abs(direct.encode(_MIXED[:1]) - library[:1]).max() < 1e-5
+    # what a fast start rests on: a process answering from the folder never imports the libraries
+    script = (
+        "import sys; from pathlib import Path; from qa_service.embedder import SentenceTransformerEmbedder as E; "
+        f"e = E('m', path=Path({str(saved)!r}), precision='float32'); e.encode(['back pain']); "
+        "print(sorted(m for m in ('sentence_transformers', 'transformers', 'sklearn') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.model
+def test_a_directly_loaded_model_fetches_the_library_only_when_needed(saved: Path, tmp_path: Path) -> None:
+    direct = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32", path=saved)
+    assert direct.encode(["back pain"]).shape == (1, 384) and not direct.loaded_library
+    direct.save(tmp_path)  # e.g. a rebuild reusing the fine-tuned model: needs the library's save
+    assert direct.loaded_library and (tmp_path / CHECK_FILE).is_file()
+    again = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32", path=tmp_path)
+    assert np.abs(again.encode(_MIXED) - direct.encode(_MIXED)).max() < 1e-5 and not again.loaded_library
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("damage", ["no check", "check differs", "other activation", "weights missing"])
+def test_a_folder_the_direct_load_cannot_reproduce_loads_through_the_library(
+    saved: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(saved, folder)
+    check = json.loads((folder / CHECK_FILE).read_text())
+    config = json.loads((folder / "config.json").read_text())
+    if damage == "no check":  # a model saved by an older version, or by the library itself
+        (folder / CHECK_FILE).unlink()
+    elif damage == "check differs":  # e.g. weights edited after the build
+        check["vectors"][0][0] += 0.01
+        (folder / CHECK_FILE).write_text(json.dumps(check))
+    elif damage == "other activation":
+        (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
+    else:
+        (folder / "model.safetensors").write_bytes(b"")
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32", path=folder)
+    with caplog.at_level(logging.INFO, logger="qa_service.packed"):
+        if damage == "weights missing":  # the library cannot read it either: a clear load error
+            with pytest.raises(ModelLoadError):
+                embedder.load()
+            return
+        embedder.load()
+    assert embedder.loaded_library and "through sentence-transformers" in caplog.text
+    assert embedder.encode(["back pain"]).shape == (1, 384)
