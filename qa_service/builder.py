@@ -164,7 +164,7 @@ def _reusable(previous: PreviousBuild | None, model: str, settings: Settings) ->
 TRAINED_ON = "trained_on.json"  # in model/: digests of the entries the model was trained on
 
 
-def _copy_model(source: Path) -> Callable[[Path], None]:
+def _copy_model(source: Path, model: TrainableEmbedder) -> Callable[[Path], None]:
     def save(folder: Path) -> None:
         def link(src: str, dst: str) -> None:  # builds are immutable: hard links are safe and instant
             try:
@@ -173,6 +173,9 @@ def _copy_model(source: Path) -> Callable[[Path], None]:
                 shutil.copy2(src, dst)
 
         shutil.copytree(source, folder, copy_function=link)
+        # a model saved by an earlier version has no check yet: made once now (the model loads), so
+        # that the service starts fast on this build
+        model.ensure_check(folder)
 
     return save
 
@@ -226,7 +229,7 @@ def adapt_model(
                 "reused_from": previous.manifest.build_id,
                 "changed_since_training": round(changed, 4),
             }
-            return AdaptedModel(reused, fine_tune, _copy_model(folder))
+            return AdaptedModel(reused, fine_tune, _copy_model(folder, reused))
     logger.info("fine-tuning on %d pairs: %d steps (%d epochs)", len(pairs), plan.steps, epochs)
     trained, report = embedder.fine_tuned(
         plan,

@@ -21,7 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_service.errors import ModelLoadError
-from qa_service.packed import PackedEncoder, packed_encoder, packed_from_folder, token_groups, write_check
+from qa_service.packed import (
+    CHECK_FILE,
+    PackedEncoder,
+    packed_encoder,
+    packed_from_folder,
+    token_groups,
+    write_check,
+)
 from qa_service.training import TrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -196,6 +203,10 @@ class TrainableEmbedder(Embedder, Protocol):
 
     def save(self, folder: Path) -> None:
         """Write the model so that ``SentenceTransformerEmbedder(name, path=folder)`` loads it."""
+        ...
+
+    def ensure_check(self, folder: Path) -> None:
+        """Add to ``folder``, a copy of this model's files, what lets it load fast, unless it is there."""
         ...
 
 
@@ -447,10 +458,18 @@ class SentenceTransformerEmbedder:
         return trained, report
 
     def save(self, folder: Path) -> None:
-        """Write the model (float32 weights whatever the precision, see use_bfloat16_linear) and, when
-        it runs packed in float32, the check that lets ``load`` read it back without the library."""
+        """Write the model (float32 weights whatever the precision, see use_bfloat16_linear) and its
+        check (``write_check``)."""
+        self._library().save(str(folder))
+        self.ensure_check(folder)
+
+    def ensure_check(self, folder: Path) -> None:
+        """Write packed.CHECK_FILE into ``folder``, which holds this model's files, unless it is there:
+        what lets ``load`` read them back without the library. Nothing when the model does not run
+        packed in float32."""
+        if (folder / CHECK_FILE).is_file():
+            return
         model = self._library()
-        model.save(str(folder))
         if self._packed is not None and self._precision == "float32":
             write_check(model, folder)
 

@@ -39,7 +39,9 @@ def red_flags_from_settings(settings: Settings) -> RedFlagRules:
     return RedFlagRules.load(settings.red_flags_file or BUNDLED_RULES)
 
 
-def embedder_from_settings(settings: Settings, *, model: str | None = None, path: Path | None = None) -> Embedder:
+def embedder_from_settings(
+    settings: Settings, *, model: str | None = None, path: Path | None = None
+) -> SentenceTransformerEmbedder:
     """The configured model (or ``model``, loaded from ``path``: e.g. a build's fine-tuned copy),
     run on the configured device, threads and arithmetic."""
     return SentenceTransformerEmbedder(

@@ -28,8 +28,10 @@ def test_fine_tuning_is_repeatable_and_served(
     assert one.fine_tune["stopped_by_time_limit"] is False
     assert one.files["vectors.faiss"] == two.files["vectors.faiss"]  # same corpus and seed, same vectors
     assert one.files["model/model.safetensors"] == two.files["model/model.safetensors"]
+    assert "model/qa_packed_check.json" in one.files
     engine = load_engine(first, real_embedder)
     assert engine.embedder is not real_embedder  # the build's own model answers
+    assert isinstance(engine.embedder, SentenceTransformerEmbedder) and not engine.embedder.loaded_library  # fast start
     assert engine.index.model_path == tmp_path / "one" / "builds" / one.build_id / "model"
     decision = engine.answerer.ask("how long does a back spasm last")
     assert decision.status in {"answered", "clarify"}
@@ -102,3 +104,27 @@ def test_more_changes_than_the_share_train_again(
     (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(edited))
     again = build_index(settings, real_embedder)
     assert again.fine_tune is not None and "reused_from" not in again.fine_tune
+
+
+def test_a_reused_model_saved_without_a_check_gets_one(
+    tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, model=DEFAULT_MODEL, finetune_retrain_share=0.25)
+    with monkeypatch.context() as older_version:
+        older_version.setattr(SentenceTransformerEmbedder, "ensure_check", lambda self, folder: None)
+        first = build_index(settings, real_embedder)
+    assert "model/qa_packed_check.json" not in first.files
+    engine = load_engine(settings, real_embedder)
+    assert isinstance(engine.embedder, SentenceTransformerEmbedder) and engine.embedder.loaded_library  # slow start
+    corpus = load_corpus(settings.corpus_dir)
+    edited = [
+        e.model_copy(update={"answer": e.answer + " Ask us."}) if e.id == "walking" else e for e in corpus.entries
+    ]
+    (settings.corpus_dir / "tiny.yaml").write_text(dump_corpus(edited))
+    second = build_index(settings, real_embedder)
+    assert second.fine_tune is not None and second.fine_tune["reused_from"] == first.build_id
+    assert second.files["model/model.safetensors"] == first.files["model/model.safetensors"]
+    assert "model/qa_packed_check.json" in second.files
+    engine = load_engine(settings, real_embedder)
+    assert isinstance(engine.embedder, SentenceTransformerEmbedder) and not engine.embedder.loaded_library
+    assert engine.answerer.ask("is walking good for back spasms").answer is not None
