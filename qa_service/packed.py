@@ -444,7 +444,16 @@ def packed_from_folder(folder: Path) -> PackedEncoder | None:
     except FileNotFoundError as exc:
         logger.info("loading the model through sentence-transformers (%s is missing)", Path(exc.filename or "").name)
         return None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError, UnsupportedModel) as exc:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RuntimeError,
+        SafetensorError,
+        UnsupportedModel,
+    ) as exc:
         logger.info("loading the model through sentence-transformers (cannot run %s directly: %s)", folder, exc)
         return None
     difference = float(np.abs(expected - actual).max()) if actual.shape == expected.shape else float("inf")

@@ -168,7 +168,9 @@ def test_a_directly_loaded_model_fetches_the_library_only_when_needed(saved: Pat
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("damage", ["no check", "check differs", "other activation", "weights missing"])
+@pytest.mark.parametrize(
+    "damage", ["no check", "check differs", "check not a record", "other activation", "weights missing"]
+)
 def test_a_folder_the_direct_load_cannot_reproduce_loads_through_the_library(
     saved: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,6 +183,8 @@ def test_a_folder_the_direct_load_cannot_reproduce_loads_through_the_library(
     elif damage == "check differs":  # e.g. weights edited after the build
         check["vectors"][0][0] += 0.01
         (folder / CHECK_FILE).write_text(json.dumps(check))
+    elif damage == "check not a record":
+        (folder / CHECK_FILE).write_text("[1, 2]")
     elif damage == "other activation":
         (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
     else:
