@@ -1,5 +1,6 @@
 """Text embedders. The only module that imports sentence_transformers (and so torch; its packed
-encoder, qa_service.packed, is used from here only).
+encoder, qa_service.packed, is used from here only). A build's saved model loads without the
+library when it can (see ``SentenceTransformerEmbedder.load``).
 
 An embedder has a cheap constructor, an idempotent ``load()`` that brings in the heavy model, and
 ``encode()`` returning float32 unit vectors, one row per text.

@@ -17,7 +17,14 @@ Texts are tokenized by the model's own Rust tokenizer, called directly with the 
 against ~22 and ~35. The load-time check compares the tokens with the library's on a few texts
 (long ones truncated) and keeps the library's preprocessing if they differ.
 
-Imported by ``qa_service.embedder`` only; torch is imported inside functions, as there.
+A model folder this service saved carries CHECK_FILE (``write_check``): the library's tokenizer
+settings and its vectors of the check texts. ``packed_from_folder`` then builds the packed encoder
+from the folder's safetensors weights, config and tokenizer.json alone, and keeps it only if it
+reproduces those vectors: a serving process needs neither sentence-transformers nor transformers
+(~3 s of imports at start-up).
+
+Imported by ``qa_service.embedder`` only; torch, safetensors and tokenizers are imported inside
+functions, as there.
 """
 
 from __future__ import annotations
