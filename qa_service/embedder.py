@@ -468,10 +468,10 @@ class SentenceTransformerEmbedder:
         """Write packed.CHECK_FILE into ``folder``, which holds this model's files, unless it is there:
         what lets ``load`` read them back without the library. Nothing when the model does not run
         packed in float32."""
-        if (folder / CHECK_FILE).is_file():
-            return
+        if (folder / CHECK_FILE).is_file() or self._device != "cpu" or self._precision != "float32":
+            return  # there already, or a model the packed encoder never runs: no need to load it
         model = self._library()
-        if self._packed is not None and self._precision == "float32":
+        if self._packed is not None:
             write_check(model, folder)
 
     def _set_precision(self, model: Any) -> None:
