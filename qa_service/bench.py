@@ -8,6 +8,7 @@ parsing, validation and JSON, and as little of the client's own time as we could
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -323,6 +324,16 @@ def measure_paired(
     if failed:
         raise QaError(f"{failed} requests failed in the paired comparison")
     return [LatencySummary.of(run.latencies) for run in runs]
+
+
+def rebuild_folder(faq: Path, settings: Settings) -> str:
+    """The kept folder of ``measure_build``'s full build: one per corpus file, model and build
+    settings, so that after a settings change (say, the training's) the next run makes its own
+    first build there and the timed rebuild stays a rebuild after one edit."""
+    from qa_service.builder import build_settings
+
+    configuration = json.dumps([str(faq.resolve()), settings.model, build_settings(settings)], sort_keys=True)
+    return f"rebuild-{hashlib.sha256(configuration.encode()).hexdigest()[:12]}"
 
 
 def measure_build(

@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 a problem with the data or the index (the message names
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -369,12 +368,11 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from qa_service.evaluation import load_faq
 
         entries = load_faq(args.build_faq)
-        key = hashlib.sha256(f"{args.build_faq.resolve()}:{settings.model}".encode()).hexdigest()[:12]
         results["build"] = bench.measure_build(
             entries,
             settings,
             embedder_from_settings(settings),
-            work_dir=kept / f"rebuild-{key}",
+            work_dir=kept / bench.rebuild_folder(args.build_faq, settings),
             rate_entries=args.build_rate_entries,
         )
     if args.scale_dataset is not None or args.quick:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,6 +12,7 @@ from qa_service import bench
 from qa_service.bench import BenchPlan
 from qa_service.errors import QaError
 from qa_service.loadgen import Run
+from qa_service.settings import Settings
 
 
 def test_every_level_asks_the_same_questions_once_in_alternating_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +57,16 @@ def test_the_plan_takes_distinct_shuffled_questions_the_same_way_every_run() -> 
     assert len(bench.pick_questions(questions[:35], plan)) == 35  # fewer than planned: all of them
     with pytest.raises(QaError, match="at least 32 distinct questions"):
         bench.pick_questions(questions[:20], plan)
+
+
+def test_the_kept_rebuild_folder_follows_the_build_settings(tmp_path: Path) -> None:
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text("")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    same = bench.rebuild_folder(faq, Settings(_env_file=None))  # type: ignore[call-arg]
+    assert bench.rebuild_folder(faq, settings) == same  # kept between runs of one configuration
+    retrained = settings.model_copy(update={"finetune_learning_rate": settings.finetune_learning_rate / 2})
+    assert bench.rebuild_folder(faq, retrained) != same  # a new training gets its own first build
+    served = settings.model_copy(update={"answer_threshold": 0.9})
+    assert bench.rebuild_folder(faq, served) == same  # a serving setting does not make a new build
+    assert bench.rebuild_folder(tmp_path / "other.jsonl", settings) != same
