@@ -165,6 +165,15 @@ def _reusable(previous: PreviousBuild | None, model: str, settings: Settings) ->
 TRAINED_ON = "trained_on.json"  # in model/: digests of the entries the model was trained on
 
 
+def _untrained(embedder: TrainableEmbedder) -> AdaptedModel:
+    """A build that trains nothing still keeps the model it embedded with in ``model/``: the build
+    then serves exactly the model its vectors came from (upgrading the package that ships it changes
+    nothing until the next build), and starts fast (``ensure_check``). A local model's files are
+    hard-linked, so this costs neither time nor disk; a hub model is saved by the library."""
+    source = embedder.folder
+    return AdaptedModel(embedder, save_model=embedder.save if source is None else _copy_model(source, embedder))
+
+
 def _copy_model(source: Path, model: TrainableEmbedder) -> Callable[[Path], None]:
     def save(folder: Path) -> None:
         def link(src: str, dst: str) -> None:  # builds are immutable: hard links are safe and instant
@@ -195,8 +204,10 @@ def adapt_model(
     The previous build's fine-tuned model is reused, without training, when it was trained the same
     way on entries of which at most ``QA_FINETUNE_RETRAIN_SHARE`` have changed since (edits, additions
     and removals): a small edit then costs seconds, not a training run. ``retrain`` always trains."""
-    if not settings.finetune or not isinstance(embedder, TrainableEmbedder):
+    if not isinstance(embedder, TrainableEmbedder):
         return AdaptedModel(embedder)
+    if not settings.finetune:
+        return _untrained(embedder)
     model = canonical_model_name(embedder.name)
 
     @functools.cache
@@ -237,7 +248,7 @@ def adapt_model(
             return AdaptedModel(reused, fine_tune, _copy_model(folder, reused))
     pairs, plan, key = planned()
     if len(pairs) < 2:
-        return AdaptedModel(embedder)
+        return _untrained(embedder)
     logger.info("fine-tuning on %d pairs: %d steps (%d epochs)", len(pairs), plan.steps, plan.epochs)
     trained, report = embedder.fine_tuned(
         plan,

@@ -210,6 +210,11 @@ class TrainableEmbedder(Embedder, Protocol):
         """Add to ``folder``, a copy of this model's files, what lets it load fast, unless it is there."""
         ...
 
+    @property
+    def folder(self) -> Path | None:
+        """The local folder this model's files load from, if there is one."""
+        ...
+
 
 def canonical_model_name(name: str) -> str:
     """One spelling per model, so 'all-MiniLM-L6-v2' and its hub name match in index manifests."""
@@ -262,6 +267,12 @@ class SentenceTransformerEmbedder:
     @property
     def precision(self) -> ResolvedPrecision:
         return self._precision
+
+    @property
+    def folder(self) -> Path | None:
+        """The local folder the weights load from (None: a hub name, downloaded by the library)."""
+        folder = self._path if self._path is not None else Path(resolve_model_path(self._name))
+        return folder if folder.is_dir() else None
 
     @property
     def runs_packed(self) -> bool:

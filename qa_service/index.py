@@ -4,7 +4,7 @@ Layout of ``index_dir``::
 
     CURRENT                 name of the build being served (replaced atomically)
     builds/<build-id>/      manifest.json (written last), entries.json, rows.npz, vectors.faiss,
-                            keywords.npz + keywords.vocab.json, model/ (when the model was fine-tuned)
+                            keywords.npz + keywords.vocab.json, model/ (the model the build embedded with)
     builds/.tmp-<id>/       a build in progress; never served, removed by the next build
 
 A failed or killed build never touches CURRENT, so the previous index keeps serving. Older builds
@@ -95,7 +95,7 @@ class IndexManifest(BaseModel):
     files: dict[str, str]  # file name (model files as model/<name>) -> sha256
     keyword_fields: list[str] = []
     build_settings: dict[str, Any] = {}  # the settings that shaped this build (to tell when it is stale)
-    fine_tune: dict[str, Any] | None = None  # how the model in model/ was adapted; None: the base model
+    fine_tune: dict[str, Any] | None = None  # how the model in model/ was adapted; None: it is the base model
     calibration: dict[str, float] | None = None  # per-corpus statistics of the confidence model
     near_duplicate_pairs: int = 0  # details in near_duplicates.json
     near_duplicates_differing: int = 0
@@ -270,8 +270,9 @@ class FaqIndex:
 
     @property
     def model_path(self) -> Path | None:
-        """The fine-tuned model saved with this build, if any."""
-        if self.path is None or self.manifest.fine_tune is None:
+        """The model saved with this build (fine-tuned, or the base model it embedded with), if any:
+        builds made before base models were kept have none."""
+        if self.path is None or not any(name.startswith(f"{MODEL_DIR}/") for name in self.manifest.files):
             return None
         return self.path / MODEL_DIR
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
 
 from qa_service.builder import build_index
 from qa_service.corpus import dump_corpus, load_corpus
-from qa_service.embedder import SentenceTransformerEmbedder
+from qa_service.embedder import SentenceTransformerEmbedder, resolve_model_path
 from qa_service.engine import load_engine
 from qa_service.index import load_index
 from qa_service.settings import DEFAULT_MODEL
@@ -39,14 +41,33 @@ def test_fine_tuning_is_repeatable_and_served(
     assert top.entry.id == "spasm-duration"
 
 
-def test_without_fine_tuning_the_base_model_serves(
+def test_without_fine_tuning_the_build_keeps_the_base_model_and_starts_fast(
     tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder
 ) -> None:
     settings = make_settings(tmp_path, model=DEFAULT_MODEL, finetune=False)
     manifest = build_index(settings, real_embedder)
     assert manifest.fine_tune is None
-    assert not any(name.startswith("model/") for name in manifest.files)
+    packaged = Path(resolve_model_path(DEFAULT_MODEL)) / "model.safetensors"
+    kept = settings.index_dir / "builds" / manifest.build_id / "model" / "model.safetensors"
+    assert manifest.files["model/model.safetensors"] == hashlib.sha256(packaged.read_bytes()).hexdigest()
+    assert kept.read_bytes() == packaged.read_bytes()  # the very model its vectors came from
+    assert "model/qa_packed_check.json" in manifest.files
     engine = load_engine(settings, real_embedder)
+    assert isinstance(engine.embedder, SentenceTransformerEmbedder) and not engine.embedder.loaded_library
+    assert engine.answerer.ask("is massage good for back spasms").answer.entry.id == "massage"  # type: ignore[union-attr]
+
+
+def test_a_build_made_before_base_models_were_kept_serves_the_configured_model(
+    tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    settings = make_settings(tmp_path, model=DEFAULT_MODEL, finetune=False)
+    manifest = build_index(settings, real_embedder)
+    folder = settings.index_dir / "builds" / manifest.build_id
+    shutil.rmtree(folder / "model")  # what an earlier version wrote: no model/ without fine-tuning
+    old = manifest.model_copy(update={"files": {k: v for k, v in manifest.files.items() if not k.startswith("model/")}})
+    (folder / "manifest.json").write_text(old.model_dump_json(indent=2), encoding="utf-8")
+    engine = load_engine(settings, real_embedder)
+    assert engine.index.model_path is None
     assert engine.embedder is real_embedder
     assert engine.answerer.ask("is massage good for back spasms").answer.entry.id == "massage"  # type: ignore[union-attr]
 
