@@ -183,8 +183,8 @@ def _copy_model(source: Path, model: TrainableEmbedder) -> Callable[[Path], None
                 shutil.copy2(src, dst)
 
         shutil.copytree(source, folder, copy_function=link)
-        # a model saved by an earlier version has no check yet: made once now (the model loads), so
-        # that the service starts fast on this build
+        # a folder without a check (the base model's own files, or a model saved by an earlier
+        # version) gets one now, so that the service starts fast on this build
         model.ensure_check(folder)
 
     return save

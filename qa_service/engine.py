@@ -66,7 +66,8 @@ class Engine:
 def load_engine(settings: Settings, embedder: Embedder | None = None, red_flags: RedFlagRules | None = None) -> Engine:
     """Load the current index and the model; refuses an index built for another model.
 
-    When the build carries a fine-tuned copy of the model, that copy answers the questions."""
+    When the build carries its model (fine-tuned, or the base model it embedded with), that copy
+    answers the questions; builds made before base models were kept use the configured model."""
     red_flags = red_flags or red_flags_from_settings(settings)  # first: no service without its emergency rules
     model = canonical_model_name(embedder.name if embedder is not None else settings.model)
     index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
