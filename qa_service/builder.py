@@ -108,23 +108,36 @@ class AdaptedModel:
     encoder: Embedder
     fine_tune: dict[str, object] | None = None  # recorded in the manifest
     save_model: Callable[[Path], None] | None = None  # writes the model (and what it was trained on)
+    base_weights: str | None = None  # weights_digest of the configured model this one starts from
 
     @property
     def embedding_key(self) -> str:
         return embedding_key(
-            canonical_model_name(self.encoder.name), self.fine_tune, library_versions(), self.encoder.precision
+            canonical_model_name(self.encoder.name),
+            self.fine_tune,
+            library_versions(),
+            self.encoder.precision,
+            self.base_weights,
         )
 
 
 def embedding_key(
-    model: str, fine_tune: Mapping[str, object] | None, libraries: Mapping[str, str], precision: str
+    model: str,
+    fine_tune: Mapping[str, object] | None,
+    libraries: Mapping[str, str],
+    precision: str,
+    base_weights: str | None,
 ) -> str:
-    """Identity of the vectors a model produces: its name, what it was trained on, the libraries, the
-    arithmetic (float32 keys are those of releases before bfloat16 existed, so their caches stay valid)."""
-    trained = "base" if not fine_tune else f"{fine_tune.get('training_key')}:{fine_tune.get('steps')}"
+    """Identity of the vectors a model produces: its name and the hash of its files, or what it was
+    trained on (the training key covers the base model's files), the libraries, the arithmetic
+    (float32 keys are those of releases before bfloat16 existed, so their caches stay valid)."""
+    if fine_tune:
+        trained = [f"{fine_tune.get('training_key')}:{fine_tune.get('steps')}"]
+    else:
+        trained = ["base"] if base_weights is None else ["base", base_weights]
     versions = [libraries.get(name, "") for name in ("torch", "sentence-transformers", "transformers")]
     arithmetic = [] if precision == "float32" else [precision]
-    return model_key(model, trained, *versions, *arithmetic)
+    return model_key(model, *trained, *versions, *arithmetic)
 
 
 def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
@@ -132,13 +145,17 @@ def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
     return sorted(content_hashes(entries)[1])
 
 
-def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, settings: Settings) -> str:
+def _training_key(
+    pairs: Sequence[TrainingPair], plan_steps: int, model: str, base_weights: str | None, settings: Settings
+) -> str:
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
             [model, settings.finetune_learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]
         ).encode()
     )
+    if base_weights is not None:  # keys of builds made before weights were hashed stay as they were
+        digest.update(base_weights.encode())
     dumps = json.dumps
     for pair in pairs:  # exactly the bytes of json.dumps(asdict(pair)), an order of magnitude faster
         anchor, positive, group = dumps(pair.anchor), dumps(pair.positive), dumps(pair.group)
@@ -146,14 +163,19 @@ def _training_key(pairs: Sequence[TrainingPair], plan_steps: int, model: str, se
     return digest.hexdigest()[:24]
 
 
-def _reusable(previous: PreviousBuild | None, model: str, settings: Settings) -> Path | None:
-    """The previous build's fine-tuned model folder, if it was trained the way this build would train."""
+def _reusable(
+    previous: PreviousBuild | None, model: str, base_weights: Callable[[], str | None], settings: Settings
+) -> Path | None:
+    """The previous build's fine-tuned model folder, if it was trained the way this build would train,
+    from the same base model files (when it recorded them: builds made before did not)."""
     if previous is None or previous.manifest.model != model or not previous.manifest.fine_tune:
         return None
     tune = previous.manifest.fine_tune
     folder = previous.path / MODEL_DIR
+    recorded = previous.manifest.model_weights
     same = (
-        tune.get("learning_rate") == settings.finetune_learning_rate
+        (recorded is None or recorded == base_weights())
+        and tune.get("learning_rate") == settings.finetune_learning_rate
         and tune.get("seed") == settings.finetune_seed
         and tune.get("max_steps", settings.finetune_max_steps) == settings.finetune_max_steps
         and (folder / TRAINED_ON).is_file()
@@ -171,7 +193,11 @@ def _untrained(embedder: TrainableEmbedder) -> AdaptedModel:
     nothing until the next build), and starts fast (``ensure_check``). A local model's files are
     hard-linked, so this costs neither time nor disk; a hub model is saved by the library."""
     source = embedder.folder
-    return AdaptedModel(embedder, save_model=embedder.save if source is None else _copy_model(source, embedder))
+    return AdaptedModel(
+        embedder,
+        save_model=embedder.save if source is None else _copy_model(source, embedder),
+        base_weights=embedder.weights_digest,
+    )
 
 
 def _copy_model(source: Path, model: TrainableEmbedder) -> Callable[[Path], None]:
@@ -205,10 +231,11 @@ def adapt_model(
     way on entries of which at most ``QA_FINETUNE_RETRAIN_SHARE`` have changed since (edits, additions
     and removals): a small edit then costs seconds, not a training run. ``retrain`` always trains."""
     if not isinstance(embedder, TrainableEmbedder):
-        return AdaptedModel(embedder)
+        return AdaptedModel(embedder, base_weights=embedder.weights_digest)
     if not settings.finetune:
         return _untrained(embedder)
     model = canonical_model_name(embedder.name)
+    base_weights = functools.cache(lambda: embedder.weights_digest)  # hashed only when needed
 
     @functools.cache
     def planned() -> tuple[list[TrainingPair], TrainingPlan, str]:
@@ -224,10 +251,10 @@ def adapt_model(
             max_steps=settings.finetune_max_steps,
             seed=settings.finetune_seed,
         )
-        return pairs, plan, _training_key(pairs, plan.steps, model, settings)
+        return pairs, plan, _training_key(pairs, plan.steps, model, base_weights(), settings)
 
     digests = sorted(digests) if digests is not None else entry_digests(entries)  # given: computed already
-    folder = None if retrain else _reusable(previous, model, settings)
+    folder = None if retrain else _reusable(previous, model, base_weights, settings)
     if folder is not None and previous is not None and previous.manifest.fine_tune is not None:
         trained_on = set(json.loads((folder / TRAINED_ON).read_text(encoding="utf-8")))
         changed = len(trained_on.symmetric_difference(digests)) / max(1, len(trained_on) + len(digests))
@@ -245,7 +272,7 @@ def adapt_model(
                 "reused_from": previous.manifest.build_id,
                 "changed_since_training": round(changed, 4),
             }
-            return AdaptedModel(reused, fine_tune, _copy_model(folder, reused))
+            return AdaptedModel(reused, fine_tune, _copy_model(folder, reused), previous.manifest.model_weights)
     pairs, plan, key = planned()
     if len(pairs) < 2:
         return _untrained(embedder)
@@ -269,7 +296,7 @@ def adapt_model(
         (folder / TRAINED_ON).write_text(json.dumps(digests), encoding="utf-8")
 
     fine_tune = {**asdict(report), "max_steps": settings.finetune_max_steps, "training_key": key}
-    return AdaptedModel(trained, fine_tune, save)
+    return AdaptedModel(trained, fine_tune, save, base_weights())
 
 
 def build_settings(settings: Settings) -> dict[str, object]:
@@ -348,6 +375,7 @@ def prepare_build(
             build_settings=build_settings(settings),
             encoder_precision=adapted.encoder.precision,
             fine_tune=adapted.fine_tune,
+            model_weights=adapted.base_weights,
             save_model=adapted.save_model,
         )
         question_rows = content.row_field == FIELD_NAMES.index("question")
@@ -387,7 +415,12 @@ def _collector_paused() -> Iterator[None]:
 def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) -> KnownPairs | None:
     """The previous build's near-duplicate pairs, when its question vectors are comparable to ours."""
     manifest = previous.manifest
-    if embedding_key(manifest.model, manifest.fine_tune, manifest.libraries, manifest.encoder_precision) != key:
+    if (
+        embedding_key(
+            manifest.model, manifest.fine_tune, manifest.libraries, manifest.encoder_precision, manifest.model_weights
+        )
+        != key
+    ):
         return None
     try:
         old_questions = {raw["id"]: raw["question"] for raw in from_json((previous.path / ENTRIES).read_bytes())}
@@ -415,14 +448,17 @@ def measure_offtopic(
     return offtopic_statistics([scored[0] for scored in ranked if scored])
 
 
-def index_is_current(settings: Settings, model: str) -> str | None:
+def index_is_current(settings: Settings, embedder: Embedder) -> str | None:
     """None when the current index was built from this corpus with this model, else why it is stale."""
     try:
         manifest = read_manifest(settings.index_dir / BUILDS_DIR / current_build_id(settings.index_dir))
     except IndexUnavailableError:
         return f"there is no usable index in {settings.index_dir} yet"
+    model = embedder.name
     if manifest.model != canonical_model_name(model):
         return f"the index was built with model {manifest.model!r}, the configuration says {model!r}"
+    if manifest.model_weights is not None and manifest.model_weights != embedder.weights_digest:
+        return f"the files of model {model!r} changed since the index was built"
     kept, _ = served_entries(load_corpus(settings.corpus_dir).entries, settings.exclude_flags)
     if manifest.corpus_hash != hash_entries(kept):
         return "the corpus changed since the index was built"

@@ -170,14 +170,15 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.builder import build_index, index_is_current
     from qa_service.engine import embedder_from_settings
 
+    embedder = embedder_from_settings(settings)  # not loaded yet
     if args.if_stale:
-        reason = index_is_current(settings, settings.model)
+        reason = index_is_current(settings, embedder)
         if reason is None:
             print(f"index in {settings.index_dir} is up to date with {settings.corpus_dir}; nothing to build")
             return 0
         print(f"building: {reason}")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    manifest = build_index(settings, embedder_from_settings(settings), progress=progress, retrain=args.retrain)
+    manifest = build_index(settings, embedder, progress=progress, retrain=args.retrain)
     print(
         f"built index {manifest.build_id} in {settings.index_dir}: {manifest.entry_count} entries, "
         f"{manifest.vector_count} vectors, model {manifest.model}, {manifest.build_seconds:.1f}s"

@@ -101,6 +101,7 @@ class IndexManifest(BaseModel):
     near_duplicates_differing: int = 0
     index_params: dict[str, int] = {}  # hnsw: M, ef_construction, ef_search (applied on load); flat: none
     encoder_precision: str = "float32"  # arithmetic the vectors were computed in (QA_ENCODER_PRECISION)
+    model_weights: str | None = None  # hash of the configured model's files the build started from
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(include={"build_id", "model", "dimension", "entry_count", "corpus_hash", "built_at"})
@@ -404,6 +405,7 @@ class BuildContent:
     build_settings: dict[str, Any] = field(default_factory=dict)
     encoder_precision: str = "float32"
     fine_tune: dict[str, Any] | None = None
+    model_weights: str | None = None
     save_model: Callable[[Path], None] | None = None  # writes the fine-tuned model into a folder
     calibration: dict[str, float] | None = None
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)
@@ -431,6 +433,7 @@ def _manifest_for(
         keyword_fields=content.keyword_fields,
         build_settings=content.build_settings,
         encoder_precision=content.encoder_precision,
+        model_weights=content.model_weights,
         fine_tune=content.fine_tune,
         calibration=content.calibration,
         near_duplicate_pairs=len(content.near_duplicates),

@@ -17,6 +17,7 @@ class HashingEmbedder:
     def __init__(self, dimension: int = 256, name: str = "test/hashing-embedder") -> None:
         self._dimension = dimension
         self._name = name
+        self.weights_digest: str | None = None  # like a hub model's: identified by its name
         self.loads = 0
         self.calls = 0
 

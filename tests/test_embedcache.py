@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.builder import build_index
+from qa_service.builder import build_index, index_is_current
 from qa_service.corpus import FaqEntry, dump_corpus, load_corpus
 from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache
@@ -147,3 +147,21 @@ def test_vectors_of_another_arithmetic_get_their_own_cache(tiny_settings: Settin
     assert len(fast.texts) > 200  # nothing reused from the float32 vectors
     assert load_index(tiny_settings.index_dir, model=fast.name).manifest.encoder_precision == "bfloat16"
     assert len(list((tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"))) == 2
+
+
+def test_new_files_under_the_same_model_name_get_their_own_cache(tiny_settings: Settings) -> None:
+    """A local model folder retrained in place, or an upgraded model package: the name stays, the
+    files' hash changes, and no vector the old files made is reused."""
+    old = CountingEmbedder()
+    old.weights_digest = "1" * 64
+    assert build_index(tiny_settings, old).model_weights == "1" * 64
+    assert index_is_current(tiny_settings, old) is None
+
+    new = CountingEmbedder()
+    new.weights_digest = "2" * 64
+    reason = index_is_current(tiny_settings, new)
+    assert reason == "the files of model 'test/hashing-embedder' changed since the index was built"
+    assert build_index(tiny_settings, new).model_weights == "2" * 64
+    assert len(new.texts) > 200  # every text embedded again
+    assert len(list((tiny_settings.index_dir / CACHE_DIR).glob("embeddings-*.npz"))) == 2
+    assert index_is_current(tiny_settings, new) is None

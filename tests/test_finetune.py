@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file, save_file
 
-from qa_service.builder import build_index
+from qa_service.builder import build_index, index_is_current
 from qa_service.corpus import dump_corpus, load_corpus
-from qa_service.embedder import SentenceTransformerEmbedder, resolve_model_path
-from qa_service.engine import load_engine
+from qa_service.embedder import SentenceTransformerEmbedder, folder_digest, resolve_model_path
+from qa_service.engine import embedder_from_settings, load_engine
 from qa_service.index import load_index
 from qa_service.settings import DEFAULT_MODEL
 from tests.conftest import make_settings
@@ -149,3 +150,27 @@ def test_a_reused_model_saved_without_a_check_gets_one(
     engine = load_engine(settings, real_embedder)
     assert isinstance(engine.embedder, SentenceTransformerEmbedder) and not engine.embedder.loaded_library
     assert engine.answerer.ask("is walking good for back spasms").answer is not None
+
+
+def test_model_files_changed_in_place_are_neither_reused_nor_their_vectors(tmp_path: Path, tiny_corpus: Path) -> None:
+    """QA_MODEL=<a local folder> whose weights are replaced under the same name (retrained in place,
+    or a new version of a model package): the next build trains again from the new files and
+    embeds everything again, exactly as a build from scratch would."""
+    folder = tmp_path / "my-model"
+    shutil.copytree(resolve_model_path(DEFAULT_MODEL), folder)
+    settings = make_settings(tmp_path, model=str(folder), finetune_retrain_share=0.25)
+    first = build_index(settings, embedder_from_settings(settings))
+    assert first.model_weights == folder_digest(folder)
+
+    weights = load_file(folder / "model.safetensors")
+    name = "encoder.layer.0.attention.self.query.weight"
+    save_file({**weights, name: weights[name] * 1.1}, folder / "model.safetensors", metadata={"format": "pt"})
+    assert index_is_current(settings, embedder_from_settings(settings)) == (
+        f"the files of model {str(folder)!r} changed since the index was built"
+    )
+    second = build_index(settings, embedder_from_settings(settings))  # the corpus did not change
+    assert second.fine_tune is not None and "reused_from" not in second.fine_tune
+    assert second.model_weights == folder_digest(folder) != first.model_weights
+    assert second.files["vectors.faiss"] != first.files["vectors.faiss"]
+    fresh = make_settings(tmp_path, model=str(folder), index_dir=tmp_path / "fresh")
+    assert build_index(fresh, embedder_from_settings(fresh)).files["vectors.faiss"] == second.files["vectors.faiss"]
