@@ -83,6 +83,10 @@ FINETUNE_BATCH_SIZE = 32
 FINETUNE_TARGET_STEPS = 120  # small corpora: several passes up to about this many steps
 FINETUNE_MAX_EPOCHS = 4
 FINETUNE_MAX_SEQ_LENGTH = 128
+# (learning rate, mix) of QA_FINETUNE_LEARNING_RATE / QA_FINETUNE_MIX "auto"; chosen on all four dev
+# sets together (BENCHMARKS.md, "Answer quality")
+THOROUGH = (2e-4, 0.5)  # training sees every pair: train hard, keep half of the change
+GENTLE = (5e-5, 1.0)  # most pairs are never seen in the step budget: train gently, keep all of it
 
 
 @dataclass(frozen=True)
@@ -145,15 +149,35 @@ def entry_digests(entries: Sequence[FaqEntry]) -> list[str]:
     return sorted(content_hashes(entries)[1])
 
 
+def training_strength(plan: TrainingPlan, settings: Settings) -> tuple[float, float]:
+    """The learning rate and mix of a build's training. "auto": THOROUGH when the plan shows the model
+    every pair at least once (a clinic's FAQ, up to a few thousand entries), GENTLE when the step
+    budget covers only part of the corpus (tens of thousands of entries): training harder would move
+    the model away from what serves the many entries it never sees."""
+    covers_all = sum(len(batch) for batch in plan.batches) >= plan.pair_count
+    learning_rate, mix = THOROUGH if covers_all else GENTLE
+    if settings.finetune_learning_rate != "auto":
+        learning_rate = settings.finetune_learning_rate
+    if settings.finetune_mix != "auto":
+        mix = settings.finetune_mix
+    return learning_rate, mix
+
+
 def _training_key(
-    pairs: Sequence[TrainingPair], plan_steps: int, model: str, base_weights: str | None, settings: Settings
+    pairs: Sequence[TrainingPair],
+    plan_steps: int,
+    model: str,
+    base_weights: str | None,
+    strength: tuple[float, float],
+    settings: Settings,
 ) -> str:
+    learning_rate, mix = strength
     digest = hashlib.sha256()
     digest.update(
-        json.dumps(
-            [model, settings.finetune_learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]
-        ).encode()
+        json.dumps([model, learning_rate, settings.finetune_seed, plan_steps, FINETUNE_MAX_SEQ_LENGTH]).encode()
     )
+    if mix != 1:  # keys of builds made before mixing existed stay as they were
+        digest.update(f"mix={mix!r}".encode())
     if base_weights is not None:  # keys of builds made before weights were hashed stay as they were
         digest.update(base_weights.encode())
     dumps = json.dumps
@@ -173,9 +197,11 @@ def _reusable(
     tune = previous.manifest.fine_tune
     folder = previous.path / MODEL_DIR
     recorded = previous.manifest.model_weights
+    configured = previous.manifest.build_settings  # "auto" or a number, as set
     same = (
         (recorded is None or recorded == base_weights())
-        and tune.get("learning_rate") == settings.finetune_learning_rate
+        and configured.get("finetune_learning_rate") == settings.finetune_learning_rate
+        and configured.get("finetune_mix", 1.0) == settings.finetune_mix
         and tune.get("seed") == settings.finetune_seed
         and tune.get("max_steps", settings.finetune_max_steps) == settings.finetune_max_steps
         and (folder / TRAINED_ON).is_file()
@@ -238,7 +264,7 @@ def adapt_model(
     base_weights = functools.cache(lambda: embedder.weights_digest)  # hashed only when needed
 
     @functools.cache
-    def planned() -> tuple[list[TrainingPair], TrainingPlan, str]:
+    def planned() -> tuple[list[TrainingPair], TrainingPlan, tuple[float, float], str]:
         """The pairs, the plan and its key: ~1 s for 44k entries, so not made for a small edit."""
         pairs = training_pairs(entries, seed=settings.finetune_seed)
         epochs = epochs_for(
@@ -251,7 +277,8 @@ def adapt_model(
             max_steps=settings.finetune_max_steps,
             seed=settings.finetune_seed,
         )
-        return pairs, plan, _training_key(pairs, plan.steps, model, base_weights(), settings)
+        strength = training_strength(plan, settings)
+        return pairs, plan, strength, _training_key(pairs, plan.steps, model, base_weights(), strength, settings)
 
     digests = sorted(digests) if digests is not None else entry_digests(entries)  # given: computed already
     folder = None if retrain else _reusable(previous, model, base_weights, settings)
@@ -259,7 +286,7 @@ def adapt_model(
         trained_on = set(json.loads((folder / TRAINED_ON).read_text(encoding="utf-8")))
         changed = len(trained_on.symmetric_difference(digests)) / max(1, len(trained_on) + len(digests))
         small_edit = changed <= settings.finetune_retrain_share
-        if small_edit or previous.manifest.fine_tune.get("training_key") == planned()[2]:
+        if small_edit or previous.manifest.fine_tune.get("training_key") == planned()[3]:
             logger.info(
                 "reusing the fine-tuned model of build %s (%.2f%% of entries changed since it was trained)",
                 previous.manifest.build_id,
@@ -273,13 +300,21 @@ def adapt_model(
                 "changed_since_training": round(changed, 4),
             }
             return AdaptedModel(reused, fine_tune, _copy_model(folder, reused), previous.manifest.model_weights)
-    pairs, plan, key = planned()
+    pairs, plan, (learning_rate, mix), key = planned()
     if len(pairs) < 2:
         return _untrained(embedder)
-    logger.info("fine-tuning on %d pairs: %d steps (%d epochs)", len(pairs), plan.steps, plan.epochs)
+    logger.info(
+        "fine-tuning on %d pairs: %d steps (%d epochs), learning rate %g, keeping %g of the change",
+        len(pairs),
+        plan.steps,
+        plan.epochs,
+        learning_rate,
+        mix,
+    )
     trained, report = embedder.fine_tuned(
         plan,
-        learning_rate=settings.finetune_learning_rate,
+        learning_rate=learning_rate,
+        mix=mix,
         seed=settings.finetune_seed,
         max_seq_length=FINETUNE_MAX_SEQ_LENGTH,
         max_seconds=settings.finetune_max_seconds,
@@ -308,6 +343,7 @@ def build_settings(settings: Settings) -> dict[str, object]:
             "finetune",
             "finetune_max_steps",
             "finetune_learning_rate",
+            "finetune_mix",
             "finetune_seed",
             "question_weight",
             "keyword_weight",

@@ -193,6 +193,7 @@ class FineTuneReport:
     pairs: int
     seconds: float
     learning_rate: float
+    mix: float  # share of the training's change kept (see fine_tuned)
     batch_size: int
     seed: int
     max_seq_length: int
@@ -204,9 +205,17 @@ class TrainableEmbedder(Embedder, Protocol):
     """An embedder whose model can be adapted to a corpus and saved with an index."""
 
     def fine_tuned(
-        self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
+        self,
+        plan: TrainingPlan,
+        *,
+        learning_rate: float,
+        mix: float,
+        seed: int,
+        max_seq_length: int,
+        max_seconds: float,
     ) -> tuple[TrainableEmbedder, FineTuneReport]:
-        """A new embedder trained on ``plan``, starting from this one's weights (left untouched)."""
+        """A new embedder trained on ``plan``, starting from this one's weights (left untouched), keeping
+        ``mix`` of the change training made to them."""
         ...
 
     def save(self, folder: Path) -> None:
@@ -437,9 +446,18 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded]
 
     def fine_tuned(
-        self, plan: TrainingPlan, *, learning_rate: float, seed: int, max_seq_length: int, max_seconds: float
+        self,
+        plan: TrainingPlan,
+        *,
+        learning_rate: float,
+        mix: float = 1.0,
+        seed: int,
+        max_seq_length: int,
+        max_seconds: float,
     ) -> tuple[SentenceTransformerEmbedder, FineTuneReport]:
-        """Contrastive fine-tuning (in-batch negatives, symmetric loss) of a fresh copy of the model.
+        """Contrastive fine-tuning (in-batch negatives, symmetric loss) of a fresh copy of the model,
+        then each weight moved back toward the base model's: ``base + mix × (trained − base)``
+        (weight-space ensembling, "WiSE-FT"; ``mix`` 1 keeps the trained weights as they are).
 
         Seeded and deterministic on one machine: same corpus and settings, same weights. Stops early
         (and says so in the report) only if ``max_seconds`` runs out."""
@@ -451,6 +469,7 @@ class SentenceTransformerEmbedder:
         started = time.perf_counter()
         path = str(self._path) if self._path is not None else resolve_model_path(self._name)
         model = SentenceTransformer(path, device=self._device)
+        base = {name: value.detach().clone() for name, value in model.state_dict().items()} if mix != 1 else {}
         torch.manual_seed(seed)
         previous_deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -481,6 +500,10 @@ class SentenceTransformerEmbedder:
             model.eval()
             model.max_seq_length = original_length
             torch.use_deterministic_algorithms(previous_deterministic)
+        with torch.no_grad():
+            for name, value in model.state_dict().items():
+                if name in base and value.is_floating_point():
+                    value.copy_(base[name] + mix * (value - base[name]))
         trained = SentenceTransformerEmbedder(
             self._name, device=self._device, torch_threads=self._torch_threads, precision=self._precision
         )
@@ -494,6 +517,7 @@ class SentenceTransformerEmbedder:
             pairs=plan.pair_count,
             seconds=round(time.perf_counter() - started, 2),
             learning_rate=learning_rate,
+            mix=mix,
             batch_size=max((len(batch) for batch in plan.batches), default=0),
             seed=seed,
             max_seq_length=max_seq_length,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +50,16 @@ class Settings(BaseSettings):
     finetune_max_seconds: float = Field(
         900.0, gt=0, description="Safety limit on training time; a build that hits it says so in its manifest."
     )
-    finetune_learning_rate: float = Field(5e-5, gt=0, le=1e-2, description="Learning rate of build-time training.")
+    finetune_learning_rate: Annotated[float, Field(gt=0, le=1e-2)] | Literal["auto"] = Field(
+        "auto",
+        description="Learning rate of build-time training; auto: 2e-4 when training sees every pair of the corpus, "
+        "else 5e-5.",
+    )
+    finetune_mix: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Share of the training's change to the weights that a build keeps (0: the base model, 1: all of "
+        "it); auto: 0.5 when training sees every pair of the corpus, else 1.",
+    )
     finetune_seed: int = Field(0, ge=0, description="Seed of build-time training (same seed, same model).")
     finetune_retrain_share: float = Field(
         0.05,

@@ -65,7 +65,7 @@ def test_the_kept_rebuild_folder_follows_the_build_settings(tmp_path: Path) -> N
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     same = bench.rebuild_folder(faq, Settings(_env_file=None))  # type: ignore[call-arg]
     assert bench.rebuild_folder(faq, settings) == same  # kept between runs of one configuration
-    retrained = settings.model_copy(update={"finetune_learning_rate": settings.finetune_learning_rate / 2})
+    retrained = settings.model_copy(update={"finetune_learning_rate": 1e-4})
     assert bench.rebuild_folder(faq, retrained) != same  # a new training gets its own first build
     served = settings.model_copy(update={"answer_threshold": 0.9})
     assert bench.rebuild_folder(faq, served) == same  # a serving setting does not make a new build

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
@@ -71,6 +72,23 @@ def test_a_build_made_before_base_models_were_kept_serves_the_configured_model(
     assert engine.index.model_path is None
     assert engine.embedder is real_embedder
     assert engine.answerer.ask("is massage good for back spasms").answer.entry.id == "massage"  # type: ignore[union-attr]
+
+
+def test_a_mix_of_zero_keeps_none_of_the_training(
+    tmp_path: Path, tiny_corpus: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """QA_FINETUNE_MIX scales what training changed: at 0 the build embeds exactly as the base model."""
+    none_kept = make_settings(
+        tmp_path, model=DEFAULT_MODEL, finetune_mix=0.0, finetune_max_steps=3, index_dir=tmp_path / "a"
+    )
+    untrained = make_settings(tmp_path, model=DEFAULT_MODEL, finetune=False, index_dir=tmp_path / "b")
+    manifest = build_index(none_kept, real_embedder)
+    build_index(untrained, real_embedder)
+    assert manifest.fine_tune is not None and manifest.fine_tune["steps"] == 3 and manifest.fine_tune["mix"] == 0.0
+    assert manifest.fine_tune["learning_rate"] == 2e-4  # auto: each step sees all 10 pairs of the tiny corpus
+    mixed = load_index(none_kept.index_dir, model=DEFAULT_MODEL).vectors
+    base = load_index(untrained.index_dir, model=DEFAULT_MODEL).vectors
+    assert np.allclose(mixed, base, atol=1e-6)
 
 
 def test_training_time_is_bounded(
