@@ -507,7 +507,8 @@ def run_scale(
     *, dataset: Path | None, queries: Sequence[Path], rows: int | None, quick: bool, model: str, cache: Path
 ) -> dict[str, Any]:
     """The scale figures (qa_service.scale), measured in a process of their own so that its memory
-    figures are the index's, not this process's (which holds models and a server's results)."""
+    figures are the index's, not this process's (which holds models and a server's results). That
+    process has the dataset embedded by a child of its own, so a first run's figures are the index's too."""
     command = [sys.executable, "-m", "qa_service.scale", "--model", model, "--cache", str(cache)]
     if quick:
         command.append("--quick")

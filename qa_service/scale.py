@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -329,17 +330,50 @@ def encode_cached(embedder: Embedder, texts: Sequence[str], cache_dir: Path | No
     return vectors
 
 
-def encode_dataset(
-    embedder: Embedder, faq: Path, queries: Sequence[Path], cache_dir: Path | None = None
-) -> tuple[Vectors, Vectors]:
-    """The row vectors a build of ``faq`` would index (``builder.entry_texts`` of every entry) and the
-    vectors of the distinct questions in the ``queries`` JSONL files."""
+def dataset_texts(faq: Path, queries: Sequence[Path]) -> tuple[list[str], list[str]]:
+    """The row texts a build of ``faq`` would index (``builder.entry_texts`` of every entry) and the
+    distinct questions of the ``queries`` JSONL files, in order."""
     from qa_service.builder import entry_texts
     from qa_service.evaluation import load_faq, load_queries
 
     texts = [text for entry in load_faq(faq) for _, text in entry_texts(entry)]
     questions = list(dict.fromkeys(labelled.query for path in queries for labelled in load_queries(path)))
+    return texts, questions
+
+
+def encode_dataset(
+    embedder: Embedder, faq: Path, queries: Sequence[Path], cache_dir: Path | None = None
+) -> tuple[Vectors, Vectors]:
+    """The vectors of ``dataset_texts(faq, queries)``: the rows and the questions."""
+    texts, questions = dataset_texts(faq, queries)
     return encode_cached(embedder, texts, cache_dir), encode_cached(embedder, questions, cache_dir)
+
+
+def _encode_into(model: str, text_lists: Sequence[Sequence[str]], cache_dir: Path) -> None:
+    """Child process of ``encode_dataset_apart``: encode each list into ``cache_dir``."""
+    from qa_service.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder(model)
+    for texts in text_lists:
+        encode_cached(embedder, texts, cache_dir)
+
+
+def encode_dataset_apart(model: str, faq: Path, queries: Sequence[Path], cache_dir: Path) -> tuple[Vectors, Vectors]:
+    """``encode_dataset`` with ``model``, whose encoding (if not cached yet) runs in a child process that
+    fills ``cache_dir``; this process only reads the vectors back. So the model, torch and the
+    encoder's buffers never count in this process' memory figures, on a first run as on later ones."""
+    import multiprocessing
+
+    lists = dataset_texts(faq, queries)
+    missing = [texts for texts in lists if not cache_path(cache_dir, model, texts).is_file()]
+    if missing:
+        child = multiprocessing.get_context("spawn").Process(target=_encode_into, args=(model, missing, cache_dir))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"encoding {faq} with {model} failed in its child process (exit {child.exitcode})")
+    rows, questions = (np.load(cache_path(cache_dir, model, texts)).astype(np.float32, copy=False) for texts in lists)
+    return rows, questions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -361,11 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     real: tuple[Vectors, Vectors] | None = None
     if args.dataset is not None:
-        from qa_service.embedder import SentenceTransformerEmbedder
-
         query_files = sorted(args.dataset.glob("queries*.dev.jsonl")) + list(args.queries_from)
-        embedder = SentenceTransformerEmbedder(args.model)  # loads only when something is not cached
-        real = encode_dataset(embedder, args.dataset / "faq.jsonl", query_files, args.cache)
+        with tempfile.TemporaryDirectory(prefix="qa-scale-") as tmp:  # used when no --cache is given
+            real = encode_dataset_apart(args.model, args.dataset / "faq.jsonl", query_files, args.cache or Path(tmp))
     figures = measure_scale(
         real_vectors=real[0] if real else None,
         real_queries=real[1] if real else None,

@@ -8,7 +8,9 @@ import numpy.typing as npt
 import pytest
 
 from qa_service import index as index_module
+from qa_service import scale as scale_module
 from qa_service.corpus import FaqEntry
+from qa_service.embedder import SentenceTransformerEmbedder
 from qa_service.index import (
     BUILDS_DIR,
     MANIFEST,
@@ -22,6 +24,7 @@ from qa_service.index import (
     vector_index_kind,
 )
 from qa_service.scale import (
+    dataset_texts,
     encode_cached,
     encode_dataset,
     main,
@@ -259,3 +262,35 @@ def test_the_command_prints_the_figures_as_json(capsys: pytest.CaptureFixture[st
     assert main(["--quick", "--rows", "400", "--queries", "20", "--only", "random"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["random"]["rows"] == 400 and figures["random"]["search"]["queries"] == 20
+
+
+@pytest.mark.model
+def test_the_dataset_is_encoded_in_a_child_process_and_only_read_back_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """The figures of a first run are the index's: the model never loads in the measuring process."""
+    dataset, cache = tmp_path / "set", tmp_path / "cache"
+    dataset.mkdir()
+    rows = [
+        {"id": "a", "question": "How long do back spasms last?", "answer": "A few days.", "source": "https://x.org"},
+        {"id": "b", "question": "Can heat help a spasm?", "answer": "Yes, often.", "source": "https://x.org"},
+        {"id": "c", "question": "When should I see a doctor?", "answer": "", "source": "https://x.org"},
+    ]
+    (dataset / "faq.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (dataset / "queries.dev.jsonl").write_text('{"query": "spasm duration", "relevant": ["a"]}\n')
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded in the measuring process")
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "load", refuse)  # a spawned child imports its own copy
+    command = ["--quick", "--rows", "300", "--only", "real", "--dataset", str(dataset), "--cache", str(cache)]
+    assert main(command) == 0
+    monkeypatch.setattr(scale_module, "_encode_into", refuse)  # cached now: no child is needed
+    rows_read, questions_read = scale_module.encode_dataset_apart(
+        "all-MiniLM-L6-v2", dataset / "faq.jsonl", [dataset / "queries.dev.jsonl"], cache
+    )
+    monkeypatch.undo()
+    texts, questions = dataset_texts(dataset / "faq.jsonl", [dataset / "queries.dev.jsonl"])
+    assert rows_read.shape == (5, 384) and questions_read.shape == (1, 384)  # a, b: question and q+a; c: question
+    np.testing.assert_allclose(rows_read, real_embedder.encode(texts), atol=2e-3)
+    np.testing.assert_allclose(questions_read, real_embedder.encode(questions), atol=2e-3)
