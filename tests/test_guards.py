@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.guards import TokenBuckets
+from qa_service.guards import RequestIds, TokenBuckets
 from qa_service.logs import configure_logging
 from qa_service.settings import Settings
 
@@ -62,6 +64,29 @@ def test_security_headers_and_request_ids(client: TestClient) -> None:
     assert len(generated) == 32
     error = client.get("/nope")
     assert error.status_code == 404 and error.headers["referrer-policy"] == "no-referrer"
+
+
+def test_generated_request_ids_are_random_hex_and_never_repeat_across_blocks() -> None:
+    ids = RequestIds(block=4)
+    drawn = [ids() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", found) for found in drawn)
+    assert len(set(drawn)) == len(drawn)
+
+
+def test_a_forked_worker_does_not_reuse_the_parents_request_ids() -> None:
+    ids = RequestIds(block=64)
+    ids()  # the parent holds a block of ids it has not handed out yet
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: hand out one id, report it, leave at once
+        os.write(write_end, ids().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert len(child_id) == 32
+    assert child_id not in {ids() for _ in range(63)}  # the rest of the parent's block
 
 
 def test_cors_allows_only_the_configured_origins(
