@@ -28,7 +28,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ QUICK_ROWS = 10_000  # quick mode: a CI smoke run in seconds (approximate indexe
 CLUSTER_NOISE = 0.5  # norm of the Gaussian noise added to a real vector (before renormalising); cos ~0.9
 CHUNK_ROWS = 1 << 16  # synthetic rows are generated and added in chunks, never all at once
 INDEXES = ("real", "random", "clustered")
+SEARCH_PARAMS = ("ef_search",)  # index parameters that apply when searching, not when building
 
 
 def memory_mb() -> dict[str, float]:
@@ -207,20 +208,27 @@ def measure_index(index: VectorIndex, queries: Vectors, *, k: int = 10) -> dict[
 
 
 def _measured(
-    build: Callable[[], VectorIndex], queries: Vectors, *, k: int, keep: Path | None = None
+    build: Callable[[], VectorIndex],
+    queries: Vectors,
+    *,
+    k: int,
+    keep: Path | None = None,
+    search_params: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Build an index (timed, memory before and after), measure it, and let it go.
 
     ``keep``: a file for the built index. When it exists the index is read from it instead of built
     (the 1M-row HNSW build takes ~7 minutes on 2 cores; its search is what is measured), and the
-    build time reported is the one recorded when it was built."""
+    build time reported is the one recorded when it was built. ``search_params`` (e.g. ``ef_search``)
+    apply to a read-back index over those recorded: searching is measured as configured now."""
     before = memory_mb()["rss_mb"]
     started = time.perf_counter()
     index, seconds, reused = None, 0.0, False
     if keep is not None and keep.is_file() and keep.with_suffix(".json").is_file():
         try:
             recorded = json.loads(keep.with_suffix(".json").read_text(encoding="utf-8"))
-            index = read_vector_index(keep, recorded["kind"], recorded["params"])
+            params = {**recorded["params"], **(search_params or {})}
+            index = read_vector_index(keep, recorded["kind"], params)
             seconds, reused = float(recorded["build_seconds"]), True
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("building again: cannot read the kept index %s: %s", keep, exc)
@@ -288,19 +296,29 @@ def measure_scale(
             np.ascontiguousarray(real_queries[: query_count or len(real_queries)], dtype=np.float32),
         )
     dim = real[0].shape[1] if real is not None else 384
+    # a synthetic index as it would be made today: its kind and build parameters name a kept copy
+    # (so changed defaults build anew), its search parameters apply to one read back
+    made = new_vector_index(dim, rows, kind=kind)
+    built_as = [made.kind, *sorted((key, value) for key, value in made.params.items() if key not in SEARCH_PARAMS)]
+    searched_as = {key: value for key, value in made.params.items() if key in SEARCH_PARAMS}
+    del made
     for name in indexes:
         if name == "random":
             build = partial(synthetic_index, rows, dim, seed, kind=kind, progress=progress)
-            keep = kept_index_path(keep_dir, name, rows, dim, seed, kind) if keep_dir else None
-            results[name] = _measured(build, random_queries(query_count or 1000, dim, seed + 1), k=k, keep=keep)
+            keep = kept_index_path(keep_dir, name, rows, dim, seed, *built_as) if keep_dir else None
+            queries = random_queries(query_count or 1000, dim, seed + 1)
+            results[name] = _measured(build, queries, k=k, keep=keep, search_params=searched_as)
         elif real is None:
             results[name] = {"skipped": "no real vectors and queries given"}
         elif name == "real":
             results[name] = _measured(partial(make_vector_index, real[0]), real[1], k=k)
         else:
             build = partial(synthetic_index, rows, dim, seed, real[0], noise=noise, kind=kind, progress=progress)
-            keep = kept_index_path(keep_dir, name, rows, dim, seed, kind, noise, base=real[0]) if keep_dir else None
-            results[name] = {**_measured(build, real[1], k=k, keep=keep), "noise": noise}
+            keep = (
+                kept_index_path(keep_dir, name, rows, dim, seed, noise, *built_as, base=real[0]) if keep_dir else None
+            )
+            measured = _measured(build, real[1], k=k, keep=keep, search_params=searched_as)
+            results[name] = {**measured, "noise": noise}
         logger.info("scale %s: %s", name, results[name])
     results["peak_rss_mb"] = memory_mb()["peak_rss_mb"]
     return results

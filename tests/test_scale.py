@@ -224,6 +224,22 @@ def test_kept_synthetic_indexes_are_read_back_instead_of_built(tmp_path: Path) -
     assert rebuilt["random"]["index_reused"] is False and rebuilt["random"]["rows"] == 2000
 
 
+def test_a_kept_index_is_searched_as_configured_now_and_built_anew_when_its_build_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"real_vectors": clustered(800), "real_queries": clustered(40, seed=11), "rows": 2000}
+    options |= {"quick": True, "keep_dir": tmp_path, "indexes": ["clustered"]}
+    first = measure_scale(**options)["clustered"]  # type: ignore[arg-type]
+    assert first["params"]["ef_search"] == index_module.HNSW_EF_SEARCH
+    monkeypatch.setattr(index_module, "HNSW_EF_SEARCH", 64)  # a search setting: the kept index serves
+    searched = measure_scale(**options)["clustered"]  # type: ignore[arg-type]
+    assert searched["index_reused"] is True and searched["params"]["ef_search"] == 64
+    monkeypatch.setattr(index_module, "HNSW_EF_CONSTRUCTION", 40)  # a build setting: another index
+    rebuilt = measure_scale(**options)["clustered"]  # type: ignore[arg-type]
+    assert rebuilt["index_reused"] is False and rebuilt["params"]["ef_construction"] == 40
+    assert len(list(tmp_path.glob("index-*.faiss"))) == 2
+
+
 def test_measure_scale_skips_what_it_has_no_vectors_for() -> None:
     figures = measure_scale(quick=True, rows=500, indexes=["real", "random"])
     assert figures["real"] == {"skipped": "no real vectors and queries given"}
