@@ -450,7 +450,7 @@ class SentenceTransformerEmbedder:
         plan: TrainingPlan,
         *,
         learning_rate: float,
-        mix: float = 1.0,
+        mix: float,
         seed: int,
         max_seq_length: int,
         max_seconds: float,
