@@ -73,6 +73,13 @@ HNSW_M = 48  # graph links per node (96 on the bottom layer): ~400 bytes per row
 HNSW_EF_CONSTRUCTION = 200  # candidate list while building: better graph, slower build (~7 min at 1M)
 HNSW_EF_SEARCH = 512  # candidate list while searching (at least the rows asked for): recall vs time
 INDEX_KINDS = ("flat", "hnsw")
+# Exact searches of at least this many queries at once take faiss's matrix-product (BLAS) path
+# instead of its query-by-query loop: 200 questions against 60k rows in 0.16 s instead of 0.85 s (a
+# build's off-topic calibration; BENCHMARKS.md, ninth session). faiss-cpu 1.15's own threshold
+# (128,000 queries) never takes it. The service's micro-batches (QA_BATCH_MAX, 32 by default) stay
+# below, so answering questions searches exactly as before.
+BLAS_MIN_QUERIES = 64
+faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES
 
 
 class IndexManifest(BaseModel):

@@ -141,6 +141,19 @@ def test_exact_search_of_an_approximate_index_is_exhaustive() -> None:
     assert np.array_equal(ids, exact_top(vectors, queries, 10))
 
 
+def test_a_large_batch_of_queries_finds_what_each_query_finds_alone() -> None:
+    """Batches of BLAS_MIN_QUERIES or more take faiss' matrix-product path (a build's 200 off-topic
+    questions): the same rows, best first, as the query-by-query loop that serves questions."""
+    vectors = clustered(3000)
+    queries = clustered(index_module.BLAS_MIN_QUERIES + 36, seed=5)
+    index = make_vector_index(vectors, kind="flat")
+    scores, ids = index.search(queries, 10)
+    for number in range(len(queries)):
+        alone_scores, alone_ids = index.search(queries[number : number + 1], 10)
+        assert np.array_equal(ids[number], alone_ids[0])
+        np.testing.assert_allclose(scores[number], alone_scores[0], atol=1e-5)
+
+
 def test_a_manifest_that_names_the_wrong_kind_is_refused(tmp_path: Path) -> None:
     publish_build(tmp_path / "index", content_for(clustered(50)))  # flat
     path = tmp_path / "index" / BUILDS_DIR / current_build_id(tmp_path / "index") / MANIFEST
