@@ -43,14 +43,17 @@ def model_key(*parts: object) -> str:
 
 
 class EmbeddingCache:
-    """Vectors of texts by text hash, for one model identity."""
+    """Vectors of texts by text hash, for one model identity: one array of vectors and each text
+    hash's row in it, so that the 60k vectors of a 44k-entry build are gathered and written as whole
+    arrays, not row by row."""
 
     def __init__(self, folder: Path | None, key: str, dimension: int) -> None:
         """``folder`` None: a cache that remembers nothing between builds (e.g. evaluation runs)."""
         self.folder = folder
         self.key = key
         self.dimension = dimension
-        self._rows: dict[bytes, npt.NDArray[np.float32]] = {}
+        self._vectors: npt.NDArray[np.float32] = np.zeros((0, dimension), dtype=np.float32)
+        self._row: dict[bytes, int] = {}
         self.hits = 0
         self.misses = 0
         self.used: set[bytes] = set()  # digests of the texts encode() was asked for
@@ -69,8 +72,11 @@ class EmbeddingCache:
         if vectors.shape != (len(digests), self.dimension):
             logger.warning("ignoring embedding cache %s: vectors of another shape", self.path)
             return
-        vectors = vectors.astype(np.float32, copy=False)
-        self._rows = {bytes(digest): vectors[row] for row, digest in enumerate(digests)}
+        raw, size = np.ascontiguousarray(digests).tobytes(), digests.shape[1]
+        self._row = {raw[start : start + size]: row for row, start in enumerate(range(0, len(raw), size))}
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(self._row) != len(self._vectors):  # a digest listed twice: its last row counts, as before
+            logger.warning("embedding cache %s lists some texts twice", self.path)
 
     def encode(
         self,
@@ -85,7 +91,7 @@ class EmbeddingCache:
         self.used.update(digests)
         missing: dict[bytes, str] = {}
         for digest, text in zip(digests, texts, strict=True):
-            if digest not in self._rows:
+            if digest not in self._row:
                 missing.setdefault(digest, text)
         self.hits += len(texts) - sum(1 for digest in digests if digest in missing)
         self.misses += len(missing)
@@ -93,11 +99,11 @@ class EmbeddingCache:
             on_batch(len(texts) - len(missing))  # progress counts the texts found in the cache too
         if missing:
             fresh = encoder.encode(list(missing.values()), batch_size=batch_size, on_batch=on_batch)
-            for digest, vector in zip(missing, fresh, strict=True):
-                self._rows[digest] = vector
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.ascontiguousarray(np.vstack([self._rows[digest] for digest in digests]), dtype=np.float32)
+            start = len(self._vectors)
+            self._vectors = np.concatenate([self._vectors, np.asarray(fresh, dtype=np.float32)])
+            self._row.update((digest, start + offset) for offset, digest in enumerate(missing))
+        rows = np.fromiter((self._row[digest] for digest in digests), dtype=np.int64, count=len(digests))
+        return self._vectors[rows]  # a new contiguous array (empty for no texts)
 
     def save(self, keep: Sequence[str] | None = None, *, only_used: bool = False) -> None:
         """Write the cache atomically and prune old model files. It keeps the vectors of ``keep`` when
@@ -105,12 +111,10 @@ class EmbeddingCache:
         path = self.path
         if path is None or self.folder is None:
             return
-        rows = self._rows
         wanted = {text_digest(text) for text in keep} if keep is not None else self.used if only_used else None
-        if wanted is not None:
-            rows = {digest: vector for digest, vector in rows.items() if digest in wanted}
-        vectors = np.vstack(list(rows.values())) if rows else np.zeros((0, self.dimension), dtype=np.float32)
-        if write_arrays(path, {"digests": digest_array(list(rows)), "vectors": vectors.astype(np.float32, copy=False)}):
+        kept = self._row if wanted is None else {d: row for d, row in self._row.items() if d in wanted}
+        rows = np.fromiter(kept.values(), dtype=np.int64, count=len(kept))
+        if write_arrays(path, {"digests": digest_array(list(kept)), "vectors": self._vectors[rows]}):
             self._prune()
 
     def _prune(self) -> None:
