@@ -459,18 +459,26 @@ def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) 
     ):
         return None
     try:
-        old_questions = {raw["id"]: raw["question"] for raw in from_json((previous.path / ENTRIES).read_bytes())}
+        old = {raw["id"]: (raw["question"], raw["answer"]) for raw in from_json((previous.path / ENTRIES).read_bytes())}
         old_pairs = json.loads((previous.path / NEAR_DUPLICATES).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     positions = {entry.id: position for position, entry in enumerate(entries)}
-    unchanged = frozenset(positions[e.id] for e in entries if old_questions.get(e.id) == e.question)
+    before = [old.get(entry.id, (None, None)) for entry in entries]
+    unchanged = frozenset(p for p, e in enumerate(entries) if before[p][0] == e.question)
+    same_answer = frozenset(p for p, e in enumerate(entries) if before[p][1] == e.answer)
     similar: dict[tuple[int, int], float] = {}
+    answers: dict[tuple[int, int], tuple[float, bool]] = {}
     for pair in old_pairs:
         first, second = positions.get(pair.get("first")), positions.get(pair.get("second"))
         if first is not None and second is not None:
-            similar[(min(first, second), max(first, second))] = float(pair["question_similarity"])
-    return KnownPairs(unchanged, similar)
+            positions_of_pair = (min(first, second), max(first, second))
+            similar[positions_of_pair] = float(pair["question_similarity"])
+            overlap, differ = pair.get("answer_overlap"), pair.get("answers_differ")
+            usable = isinstance(overlap, float | int) and isinstance(differ, bool)
+            if usable and first in same_answer and second in same_answer:
+                answers[positions_of_pair] = (float(overlap), differ)
+    return KnownPairs(unchanged, similar, answers)
 
 
 def measure_offtopic(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa_service import duplicates as duplicates_module
 from qa_service.builder import build_index, index_is_current
 from qa_service.corpus import FaqEntry, dump_corpus, load_corpus
 from qa_service.duplicates import KnownPairs, find_near_duplicates
@@ -66,6 +67,31 @@ def test_a_rebuild_embeds_only_changed_texts_and_matches_a_fresh_build(tiny_sett
     fresh_vectors, fresh_pairs = stored(fresh)
     assert np.array_equal(incremental_vectors, fresh_vectors)
     assert incremental_pairs == fresh_pairs
+
+
+def test_a_rebuild_judges_near_duplicate_answers_again_only_where_an_answer_changed(
+    tiny_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def prevent_pair() -> dict[str, object]:
+        pairs = stored(tiny_settings)[1]
+        return next(pair for pair in pairs if {pair["first"], pair["second"]} == {"prevent", "prevent-2"})
+
+    build_index(tiny_settings, HashingEmbedder())
+    assert prevent_pair()["answers_differ"] is True
+    same = "Stay hydrated and stretch before and after workouts."
+    edit(tiny_settings, "prevent-2", answer=same)  # now the two say the same: a plain duplicate
+    build_index(tiny_settings, HashingEmbedder())
+    assert prevent_pair()["answers_differ"] is False and prevent_pair()["answer_overlap"] == 1.0
+    read: list[str] = []
+    words = duplicates_module._words
+    monkeypatch.setattr(duplicates_module, "_words", lambda text: read.append(text) or words(text))
+    edit(tiny_settings, "walking", answer="Walk for ten minutes, three times a day.")  # elsewhere
+    build_index(tiny_settings, HashingEmbedder())
+    assert same not in read  # the pair's answers are unchanged: their overlap is carried over
+    assert prevent_pair()["answers_differ"] is False
+    fresh = tiny_settings.model_copy(update={"index_dir": tiny_settings.index_dir.parent / "fresh"})
+    build_index(fresh, HashingEmbedder())
+    assert stored(tiny_settings)[1] == stored(fresh)[1]
 
 
 def test_a_damaged_cache_is_ignored(tiny_settings: Settings) -> None:
