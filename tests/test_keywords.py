@@ -60,6 +60,14 @@ def test_misspelt_words_meet_the_corpus_word_one_edit_away() -> None:
     assert int(np.argmax(index.scores("chiropracter"))) == 1
 
 
+def test_columns_are_numbered_by_first_use_field_after_field() -> None:
+    cache = TermCache()
+    cache.postings(["zebra gallop", "apple"])  # the cache numbers terms in its own order, seen before
+    index = KeywordIndex.build([["apple pie", "gallop apple"], ["zebra", "pie crust"]], cache)
+    assert list(index.vocab) == ["apple", "pie", "gallop", "zebra", "crust"]
+    assert list(KeywordIndex.build([["apple pie", "gallop apple"], ["zebra", "pie crust"]]).vocab) == list(index.vocab)
+
+
 def _same_index(a: KeywordIndex, b: KeywordIndex) -> None:
     assert a.vocab == b.vocab and list(a.vocab) == list(b.vocab)  # same columns in the same order
     for first, second in zip(a.fields, b.fields, strict=True):
