@@ -354,6 +354,11 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     results["throughput_c32_over_c1"] = round(
         distinct["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
     )
+    floor_beside, http_beside = bench.measure_floor_paired(
+        env, engine, picked[: bench.PAIRED_QUESTIONS], picked[-plan.warmup :]
+    )
+    results["floor_paired_ms"] = {"in_process": floor_beside.__dict__, "http_c1": http_beside.__dict__}
+    results["http_c1_over_floor_paired"] = round(http_beside.p50_ms / floor_beside.p50_ms, 3)
     if plan.compare_unbatched:
         unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, picked, plan, repeated=False)
         results["unbatched"] = unbatched

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -214,3 +214,28 @@ async def drive_paired(base_urls: Sequence[str], questions: Sequence[str], *, ti
     for run in runs:
         run.seconds = time.perf_counter() - started
     return runs
+
+
+async def drive_beside(
+    base_url: str, questions: Sequence[str], local: Callable[[str], object], *, timeout: float = 60.0
+) -> tuple[Run, list[float]]:
+    """Each question answered in this process (``local``, timed) and asked of the server, in turn
+    (which goes first alternates): the in-process floor and HTTP at concurrency 1 measured under the
+    same conditions, as ``drive_paired`` compares two servers. Returns the server's run and the
+    in-process seconds per question."""
+    client = Client(base_url, timeout=timeout)
+    run, here = Run(), []
+    started = time.perf_counter()
+    try:
+        for number, question in enumerate(questions):
+            for turn in range(2):
+                if (number + turn) % 2 == 0:
+                    began = time.perf_counter()
+                    local(question)
+                    here.append(time.perf_counter() - began)
+                else:
+                    await _timed(client, client.ask_request(question), run)
+    finally:
+        client.close()
+    run.seconds = time.perf_counter() - started
+    return run, here

@@ -129,6 +129,9 @@ def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys:
         run = http["distinct"][str(level)]
         assert run["requests"] == plan.distinct and run["failures"] == 0 and run["requests_per_second"] > 0
     assert results["in_process_ms"]["count"] == plan.distinct == results["questions"]
+    beside = results["floor_paired_ms"]  # the floor and HTTP c=1 asked each question in turn
+    assert beside["in_process"]["count"] == beside["http_c1"]["count"] == plan.distinct
+    assert results["http_c1_over_floor_paired"] > 0 and "in-process floor, paired" in render(results)
     for run in http["repeated"].values():
         assert run["failures"] == 0 and run["server_ms"]["count"] == plan.repeated
     assert http["cold_start_s"] > 0 and http["rss_end_mb"] > 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qa_service.loadgen import Run, drive, drive_paired, post_json, server_time
+from qa_service.loadgen import Run, drive, drive_beside, drive_paired, post_json, server_time
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -170,3 +170,39 @@ def test_paired_runs_ask_every_server_every_question_in_rotating_order() -> None
     assert order == [("a", "q1"), ("b", "q1"), ("b", "q2"), ("a", "q2"), ("a", "q3"), ("b", "q3")]
     assert [len(run.latencies) for run in runs] == [3, 3] and all(run.failures == 0 for run in runs)
     assert runs[0].server == [0.001] * 3
+
+
+def test_the_floor_beside_the_server_answers_every_question_both_ways_in_alternating_order() -> None:
+    order: list[tuple[str, str]] = []
+    handlers: list[asyncio.Task[None]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        while (request := await _read_request(reader)) is not None:
+            order.append(("server", request["question"]))
+            writer.write(_response(200, b"{}", b"server-timing: app;dur=1\r\n"))
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> tuple[Run, list[float]]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            result = await drive_beside(url, ["q1", "q2", "q3"], lambda question: order.append(("here", question)))
+            await asyncio.gather(*handlers)  # the client closed its connection: the handler sees EOF
+            return result
+        finally:
+            server.close()
+
+    run, here = asyncio.run(main())
+    assert order == [
+        ("here", "q1"),
+        ("server", "q1"),
+        ("server", "q2"),
+        ("here", "q2"),
+        ("here", "q3"),
+        ("server", "q3"),
+    ]
+    assert len(here) == 3 and all(seconds >= 0 for seconds in here)
+    assert len(run.latencies) == 3 and run.failures == 0 and run.server == [0.001] * 3
