@@ -269,6 +269,20 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def hub_snapshot(name: str) -> Path | None:
+    """The folder of the Hugging Face hub model ``name`` as last downloaded into the local hub cache
+    (the revision its ``main`` points at), or None when it is not there. Never touches the network.
+    Names without an owner are also looked up under ``sentence-transformers/``, as the library does."""
+    from huggingface_hub import snapshot_download
+
+    for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
+        try:
+            return Path(snapshot_download(repo, local_files_only=True))
+        except (OSError, ValueError):  # not downloaded, or not a valid hub name
+            continue
+    return None
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by name or path."""
 
@@ -310,9 +324,10 @@ class SentenceTransformerEmbedder:
 
     @property
     def weights_digest(self) -> str | None:
-        """``folder_digest`` of ``folder``: a model retrained in place, or an upgraded model package,
-        gets a new one (so a build never reuses vectors the old weights made)."""
-        folder = self.folder
+        """``folder_digest`` of ``folder``, or for a hub name of its downloaded snapshot: a model
+        retrained in place, an upgraded model package or a new revision on the hub gets a new one (so
+        a build never reuses vectors the old weights made). None for a hub model not downloaded yet."""
+        folder = self.folder or (hub_snapshot(self._name) if self._path is None else None)
         return None if folder is None else folder_digest(folder)
 
     @property

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.embedder import fixed_batches, padded_rows, plan_batches, resolve_precision
+from qa_service.embedder import (
+    SentenceTransformerEmbedder,
+    fixed_batches,
+    folder_digest,
+    padded_rows,
+    plan_batches,
+    resolve_precision,
+)
 
 
 def _cost(groups: list[list[int]], lengths: list[int], overhead: float) -> float:
@@ -79,3 +86,33 @@ def test_bfloat16_products_are_padded_to_few_shapes_at_little_cost() -> None:
     assert all(size <= max(16 * ((rows + 15) // 16), rows * 1.125) for rows, size in enumerate(sizes, start=1))
     assert sizes[:16] == [16] * 16 and padded_rows(129) == 144
     assert len(set(sizes)) <= 70  # oneDNN keeps ~1,000 compiled kernels: these (x4 layer shapes) all stay
+
+
+def _hub_snapshot(cache: Path, repo: str, commit: str, weights: bytes) -> Path:
+    """A model as the Hugging Face hub client leaves it in its cache after a download."""
+    model = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = model / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}", encoding="utf-8")
+    (snapshot / "model.safetensors").write_bytes(weights)
+    (model / "refs").mkdir(exist_ok=True)
+    (model / "refs" / "main").write_text(commit, encoding="utf-8")
+    return snapshot
+
+
+def test_a_hub_model_is_identified_by_its_downloaded_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA_MODEL=<a hub name>: a new revision downloaded under the same name gets a new weights digest
+    (so builds do not reuse vectors or a fine-tuned model made from the old weights), found in the
+    local hub cache without the network; a name never downloaded has none."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    first = _hub_snapshot(tmp_path, "acme/faq-model", "a" * 40, b"old weights")
+    assert SentenceTransformerEmbedder("acme/faq-model").weights_digest == folder_digest(first)
+    second = _hub_snapshot(tmp_path, "acme/faq-model", "b" * 40, b"new weights")  # main moved on
+    assert SentenceTransformerEmbedder("acme/faq-model").weights_digest == folder_digest(second)
+    assert folder_digest(second) != folder_digest(first)
+    short = _hub_snapshot(tmp_path, "sentence-transformers/some-model", "c" * 40, b"weights")
+    assert SentenceTransformerEmbedder("some-model").weights_digest == folder_digest(short)  # the library's prefix
+    assert SentenceTransformerEmbedder("acme/never-downloaded").weights_digest is None
+    assert SentenceTransformerEmbedder("not a hub name").weights_digest is None
