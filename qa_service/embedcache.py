@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
         self.used: set[bytes] = set()  # digests of the texts encode() was asked for
+        self._as_read = False  # holds exactly what its file holds (nothing added, nothing listed twice)
         if folder is not None:
             self._read()
 
@@ -77,6 +79,8 @@ class EmbeddingCache:
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if len(self._row) != len(self._vectors):  # a digest listed twice: its last row counts, as before
             logger.warning("embedding cache %s lists some texts twice", self.path)
+        else:
+            self._as_read = True
 
     def encode(
         self,
@@ -102,6 +106,7 @@ class EmbeddingCache:
             start = len(self._vectors)
             self._vectors = np.concatenate([self._vectors, np.asarray(fresh, dtype=np.float32)])
             self._row.update((digest, start + offset) for offset, digest in enumerate(missing))
+            self._as_read = False
         rows = np.fromiter((self._row[digest] for digest in digests), dtype=np.int64, count=len(digests))
         return self._vectors[rows]  # a new contiguous array (empty for no texts)
 
@@ -113,6 +118,12 @@ class EmbeddingCache:
             return
         wanted = {text_digest(text) for text in keep} if keep is not None else self.used if only_used else None
         kept = self._row if wanted is None else {d: row for d, row in self._row.items() if d in wanted}
+        if self._as_read and len(kept) == len(self._row):  # the file already holds exactly these vectors
+            try:
+                os.utime(path)  # not written again (44k entries: 92 MB), only marked as used, for _prune
+                return
+            except OSError:  # removed meanwhile: written as usual
+                pass
         rows = np.fromiter(kept.values(), dtype=np.int64, count=len(kept))
         if write_arrays(path, {"digests": digest_array(list(kept)), "vectors": self._vectors[rows]}):
             self._prune()

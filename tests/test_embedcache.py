@@ -94,6 +94,36 @@ def test_a_rebuild_judges_near_duplicate_answers_again_only_where_an_answer_chan
     assert stored(tiny_settings)[1] == stored(fresh)[1]
 
 
+def test_a_cache_with_nothing_new_is_not_written_again(tmp_path: Path) -> None:
+    """A rebuild that embeds nothing and keeps every cached text leaves the file as it is (on 44k
+    entries it is 92 MB); one that adds or drops a text writes it."""
+    embedder = HashingEmbedder()
+    first = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    first.encode(embedder, ["a", "b"])
+    first.save(only_used=True)
+    assert first.path is not None
+    written = first.path.stat().st_ino
+
+    again = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    counting = CountingEmbedder()
+    again.encode(counting, ["b", "a"])
+    again.save(only_used=True)
+    assert counting.texts == [] and first.path.stat().st_ino == written  # not replaced
+    assert np.allclose(
+        EmbeddingCache(tmp_path, "key", embedder.dimension).encode(counting, ["a", "b"]), embedder.encode(["a", "b"])
+    )
+
+    fewer = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    fewer.encode(counting, ["a"])
+    fewer.save(only_used=True)
+    assert first.path.stat().st_ino != written  # "b" dropped: written
+    more = EmbeddingCache(tmp_path, "key", embedder.dimension)
+    more.encode(counting, ["a", "c"])
+    kept = first.path.stat().st_ino
+    more.save(only_used=True)
+    assert counting.texts == ["c"] and first.path.stat().st_ino != kept  # "c" added: written
+
+
 def test_a_damaged_cache_is_ignored(tiny_settings: Settings) -> None:
     embedder = CountingEmbedder()
     build_index(tiny_settings, embedder)
