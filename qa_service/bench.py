@@ -8,6 +8,7 @@ parsing, validation and JSON, and as little of the client's own time as we could
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -95,9 +96,17 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
+    """A running ``qa-service serve``; as a context manager, stopped on leaving the block."""
+
     process: subprocess.Popen[bytes]
     base_url: str
     cold_start_s: float
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -272,19 +281,15 @@ def run_http_benchmark(
     """Distinct questions at each concurrency level (on a server with the answer cache off, as the
     levels ask the same questions); then, with ``repeated``, a server as configured: cold start,
     memory, and the popular questions asked over and over (served from the cache)."""
-    server = start_server({**env, "QA_CACHE_SIZE": "0"})
-    try:
+    with start_server({**env, "QA_CACHE_SIZE": "0"}) as server:
         levels = measure_levels(server, questions, plan)
-    finally:
-        server.stop()
     results: dict[str, Any] = {
         "distinct_cache": "off",
         "rounds": plan.rounds,
         "distinct": {str(level): result.as_dict() for level, result in levels.items()},
     }
     if repeated:
-        server = start_server(env)
-        try:
+        with start_server(env) as server:
             rss_ready = resident_mb(server.process.pid)
             popular = list(questions[:POPULAR_QUESTIONS])
             cached = {
@@ -292,8 +297,6 @@ def run_http_benchmark(
                 for level in (1, 32)
             }
             rss_end = resident_mb(server.process.pid)
-        finally:
-            server.stop()
         results.update(
             {
                 "cold_start_s": round(server.cold_start_s, 2),
@@ -310,16 +313,10 @@ def measure_paired(
 ) -> list[LatencySummary]:
     """Concurrency 1 against one server per settings variant, all running at once and asked each
     question in turn (see loadgen.drive_paired): a fair comparison on a noisy machine."""
-    servers = []
-    try:
-        for variant in variants:
-            servers.append(start_server({**env, **variant}))
-        urls = [server.base_url for server in servers]
+    with contextlib.ExitStack() as servers:
+        urls = [servers.enter_context(start_server({**env, **variant})).base_url for variant in variants]
         asyncio.run(drive_paired(urls, warmup))
         runs = asyncio.run(drive_paired(urls, questions))
-    finally:
-        for server in servers:
-            server.stop()
     failed = sum(run.failures for run in runs)
     if failed:
         raise QaError(f"{failed} requests failed in the paired comparison")
@@ -332,12 +329,9 @@ def measure_floor_paired(
     """The in-process floor and HTTP at concurrency 1 (a server with the answer cache off), each
     question answered by both in turn (see loadgen.drive_beside): their ratio without the machine's
     drift between two measurements made minutes apart."""
-    server = start_server({**env, "QA_CACHE_SIZE": "0"})
-    try:
+    with start_server({**env, "QA_CACHE_SIZE": "0"}) as server:
         asyncio.run(drive_beside(server.base_url, warmup, engine.answerer.ask))
         run, here = asyncio.run(drive_beside(server.base_url, questions, engine.answerer.ask))
-    finally:
-        server.stop()
     if run.failures:
         raise QaError(f"{run.failures} requests failed beside the in-process floor")
     return LatencySummary.of(here), LatencySummary.of(run.latencies)

@@ -391,13 +391,10 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             cache=kept,
         )
     if args.load:
-        server = bench.start_server(env)
-        try:
+        with bench.start_server(env) as server:
             results["load"] = bench.measure_load(
                 server, questions, total=args.load, concurrency=args.concurrency
             ).as_dict()
-        finally:
-            server.stop()
     results["seconds"] = round(time.perf_counter() - started, 1)
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
