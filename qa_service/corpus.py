@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import reprlib
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,13 @@ def content_hashes(entries: Iterable[FaqEntry]) -> tuple[str, list[str]]:
     return "sha256:" + digest.hexdigest(), each
 
 
+def _short_repr(value: Any) -> str:
+    """A value as an error message may quote it: a few items and levels, however large it is."""
+    shortened = reprlib.Repr()
+    shortened.maxlevel, shortened.maxlist, shortened.maxdict, shortened.maxstring = 2, 4, 4, 80
+    return shortened.repr(value)
+
+
 def _describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -135,7 +143,7 @@ def _describe_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             message = f"unknown field (allowed: {_allowed_fields(err['loc'])})"
         elif err["type"] == "literal_error" and "flags" in err["loc"]:
-            message = f"unknown flag {err.get('input')!r} (allowed: {', '.join(FLAGS)})"
+            message = f"unknown flag {_short_repr(err.get('input'))} (allowed: {', '.join(FLAGS)})"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
 

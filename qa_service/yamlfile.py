@@ -9,6 +9,10 @@ import yaml
 
 from qa_service.errors import QaError
 
+# Anchors and aliases may repeat a part of a file (a shared source, say), but a few nested aliases
+# can stand for billions of values ("billion laughs"): past this many, a file is refused.
+MAX_EXPANDED_VALUES = 1_000_000
+
 # libyaml's parser when PyYAML was built with it (the usual wheels are): ~15x faster on big corpora.
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -20,6 +24,12 @@ class _LineLoader(_BaseLoader):  # type: ignore[valid-type,misc]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
@@ -39,6 +49,7 @@ def read_yaml(path: Path, error: type[QaError]) -> tuple[Any, yaml.Node | None]:
         loader = _LineLoader(text)
         try:  # one pass: the node tree (for line numbers), then the data built from it
             root = loader.get_single_node()
+            _refuse_alias_bombs(root)
             return (loader.construct_document(root) if root is not None else None), root
         finally:
             loader.dispose()
@@ -47,6 +58,46 @@ def read_yaml(path: Path, error: type[QaError]) -> tuple[Any, yaml.Node | None]:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise error(f"{where}: invalid YAML: {problem}") from None
+
+
+def _refuse_alias_bombs(root: yaml.Node | None) -> None:
+    """Raise when the document, its aliases written out, holds over MAX_EXPANDED_VALUES values.
+
+    The composed tree shares one node per anchor, so each node's written-out size is counted once,
+    children first (no recursion: deep nesting is legal and must not hit Python's limit)."""
+    size: dict[int, int] = {}
+    opened: set[int] = set()  # nodes whose children are being counted: meeting one again is a loop
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        if not children_done and id(node) in opened:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias here refers to the value that contains it", node.start_mark
+            )
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            size[id(node)] = 1
+            continue
+        if children_done:
+            total = 1 + sum(size[id(child)] for child in children)
+            if total > MAX_EXPANDED_VALUES:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"anchors and aliases here stand for over {MAX_EXPANDED_VALUES:,} values; write the repeated"
+                    " part out instead",
+                    node.start_mark,
+                )
+            size[id(node)] = total
+        else:
+            opened.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
 
 
 def sequence_lines(root: yaml.Node | None, key: str) -> list[int]:

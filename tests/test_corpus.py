@@ -90,6 +90,44 @@ def test_duplicate_key_in_entry_is_refused(tmp_path: Path) -> None:
         load_corpus_file(path)
 
 
+def test_a_list_as_a_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "version: 1\nentries:\n- id: a\n  question: Q?\n  ? [1, 2]\n  : y\n  answer: x\n")
+    with pytest.raises(CorpusError, match=rf"{path}:5: invalid YAML: a key must be a plain value"):
+        load_corpus_file(path)
+
+
+def test_aliases_that_stand_for_billions_of_values_are_refused(tmp_path: Path) -> None:
+    # 500 bytes: nine levels of nine aliases each, 9**9 flags once written out; the seventh level (line
+    # 13) already stands for 9**7. Quoting the flags in
+    # the "unknown flag" message, as the loader once did, wrote them all out and never ended.
+    levels = ["    - &l0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"    - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    text = "version: 1\nentries:\n- id: a\n  question: Q?\n  answer: x\n  flags:\n" + "\n".join(levels) + "\n"
+    path = write(tmp_path / "c.yaml", text)
+    with pytest.raises(CorpusError, match=rf"{path}:13: invalid YAML: anchors and aliases here stand for over"):
+        load_corpus_file(path)
+
+
+def test_an_alias_may_repeat_a_part_of_the_file(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nentries:\n"
+        "- id: a\n  question: A?\n  answer: x\n  source: &cdc {publisher: CDC, url: 'https://www.cdc.gov/'}\n"
+        "- id: b\n  question: B?\n  answer: y\n  source: *cdc\n"
+    )
+    entries = load_corpus_file(write(tmp_path / "c.yaml", text))
+    assert [e.source.publisher for e in entries.entries] == ["CDC", "CDC"]
+
+
+def test_an_alias_inside_its_own_value_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "c.yaml", "version: 1\nentries:\n- &a\n  id: x\n  question: q\n  answer: a\n  alternates: [*a]\n"
+    )
+    with pytest.raises(
+        CorpusError, match=rf"{path}:3: invalid YAML: an alias here refers to the value that contains it"
+    ):
+        load_corpus_file(path)
+
+
 def test_wrong_top_level_shape(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", "- id: a\n")
     with pytest.raises(CorpusError, match="mapping with 'version' and 'entries'"):
