@@ -98,8 +98,8 @@ def test_a_list_as_a_key_is_refused_with_its_line(tmp_path: Path) -> None:
 
 def test_aliases_that_stand_for_billions_of_values_are_refused(tmp_path: Path) -> None:
     # 500 bytes: nine levels of nine aliases each, 9**9 flags once written out; the seventh level (line
-    # 13) already stands for 9**7. Quoting the flags in
-    # the "unknown flag" message, as the loader once did, wrote them all out and never ended.
+    # 13) already stands for 9**7. Quoting the flags in the "unknown flag" message, as the loader once
+    # did, wrote them all out and never ended.
     levels = ["    - &l0 [" + ", ".join(["lol"] * 9) + "]"]
     levels += [f"    - &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, 9)]
     text = "version: 1\nentries:\n- id: a\n  question: Q?\n  answer: x\n  flags:\n" + "\n".join(levels) + "\n"
