@@ -25,7 +25,7 @@ from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
 from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name
 from qa_service.engine import embedder_from_settings, weights_from_settings
-from qa_service.errors import IndexUnavailableError
+from qa_service.errors import CorpusError, IndexUnavailableError
 from qa_service.index import (
     BUILDS_DIR,
     ENTRIES,
@@ -521,7 +521,14 @@ def build_index(
     retrain: bool = False,
 ) -> IndexManifest:
     """Load and validate the corpus, embed it, and publish a new index build atomically."""
-    corpus = load_corpus(corpus_dir or settings.corpus_dir)
+    corpus_dir = corpus_dir or settings.corpus_dir
+    corpus = load_corpus(corpus_dir)
+    kept, dropped = served_entries(corpus.entries, settings.exclude_flags)
+    if not kept:  # publishing would replace the served index with one that answers nothing
+        raise CorpusError(
+            f"{corpus_dir}: all {len(dropped)} entries carry a flag in QA_EXCLUDE_FLAGS "
+            f"({', '.join(settings.exclude_flags)}): nothing to serve, so no build was published"
+        )
     index_dir = index_dir or settings.index_dir
     content = prepare_build(corpus.entries, embedder, settings, progress=progress, index_dir=index_dir, retrain=retrain)
     manifest = publish_build(index_dir, content, keep_builds=settings.keep_builds)

@@ -222,6 +222,23 @@ def test_corpus_errors_stop_the_build_before_anything_is_written(
     assert not settings.index_dir.exists()
 
 
+def test_a_corpus_with_every_entry_excluded_does_not_replace_the_served_index(
+    built_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    from qa_service.errors import CorpusError
+
+    served = current_build_id(built_settings.index_dir)
+    for path in built_settings.corpus_dir.glob("*.yaml"):
+        path.unlink()
+    (built_settings.corpus_dir / "ads.yaml").write_text(
+        "version: 1\nentries:\n- id: ad\n  question: Buy now?\n  answer: Yes.\n  flags: [advert]\n"
+    )
+    with pytest.raises(CorpusError, match=r"all 1 entries carry a flag in QA_EXCLUDE_FLAGS \(advert\)"):
+        build_index(built_settings, fake_embedder)
+    assert current_build_id(built_settings.index_dir) == served
+    assert load_index(built_settings.index_dir, model=fake_embedder.name).entries
+
+
 def test_a_manifest_from_before_index_kinds_still_loads(
     built_settings: Settings, fake_embedder: HashingEmbedder
 ) -> None:
