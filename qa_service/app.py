@@ -255,9 +255,12 @@ async def _watch_index(state: ServiceState, every: float) -> None:
     """Pick up newly published builds: poll CURRENT (a tiny file) and reload off the event loop."""
     while True:
         await asyncio.sleep(every)
-        if state.published_build_changed():
-            with contextlib.suppress(ReloadError):  # logged, and reported by /readyz
-                await in_own_thread(state.reload)
+        try:
+            if state.published_build_changed():
+                with contextlib.suppress(ReloadError):  # logged, and reported by /readyz
+                    await in_own_thread(state.reload)
+        except Exception:  # a watcher that ends would leave the service on its old build for good
+            logger.exception("checking for a new index build failed; trying again in %.1f s", every)
 
 
 # Coroutines although they never wait: FastAPI runs a plain-function dependency in its thread pool,

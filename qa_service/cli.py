@@ -120,12 +120,18 @@ def _cmd_builds(args: argparse.Namespace, settings: Settings) -> int:
     if not builds:
         print(f"{settings.index_dir}: no builds")
         return 0
+    unreadable = 0
     for build_id in builds:
-        manifest = read_manifest(settings.index_dir / BUILDS_DIR / build_id)
         marker = "*" if build_id == current else " "
+        try:
+            manifest = read_manifest(settings.index_dir / BUILDS_DIR / build_id)
+        except QaError as exc:  # listed all the same: the others are what a rollback can choose from
+            unreadable += 1
+            print(f"{marker} {build_id}  unreadable: {exc.message}")
+            continue
         tuned = ", fine-tuned" if manifest.fine_tune else ""
         print(f"{marker} {build_id}  {manifest.entry_count} entries, {manifest.model}{tuned}")
-    return 0
+    return 1 if unreadable else 0
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,7 +159,8 @@ def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     # refuse a broken or mismatched build
     load_index(settings.index_dir, model=canonical_model_name(settings.model), build_id=target)
     set_current_build(settings.index_dir, target)
-    print(f"{settings.index_dir}: now serving {target} (was {current}); a running server picks it up")
+    was = current or "no readable build"
+    print(f"{settings.index_dir}: now serving {target} (was {was}); a running server picks it up")
     return 0
 
 

@@ -521,6 +521,12 @@ def current_build_id(index_dir: Path) -> str:
         build_id = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise IndexUnavailableError(f"{index_dir}: no index has been built yet; run `qa-service build`") from None
+    except NotADirectoryError:
+        raise IndexUnavailableError(f"{index_dir}: is not a folder (QA_INDEX_DIR or --index-dir)") from None
+    except UnicodeDecodeError:
+        raise IndexUnavailableError(f"{pointer}: does not name a build (not UTF-8 text)") from None
+    except OSError as exc:
+        raise IndexUnavailableError(f"{pointer}: cannot read: {exc.strerror}") from None
     if not build_id or "/" in build_id or build_id.startswith("."):
         raise IndexUnavailableError(f"{pointer}: does not name a build ({build_id!r})")
     return build_id
@@ -558,6 +564,10 @@ def read_manifest(build_dir: Path) -> IndexManifest:
         manifest = IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexUnavailableError(f"{build_dir}: incomplete build (no {MANIFEST})") from None
+    except UnicodeDecodeError:
+        raise IndexUnavailableError(f"{path}: unreadable manifest (not UTF-8 text)") from None
+    except OSError as exc:
+        raise IndexUnavailableError(f"{path}: unreadable manifest: {exc.strerror}") from None
     except ValidationError as exc:
         raise IndexUnavailableError(f"{path}: unreadable manifest: {exc.errors()[0]['msg']}") from None
     if manifest.format_version != FORMAT_VERSION:

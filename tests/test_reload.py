@@ -132,6 +132,53 @@ def test_the_server_picks_up_a_new_build_by_itself(
     assert answer_of(client) == "Picked up without a restart."
 
 
+def test_an_unreadable_current_file_is_refused_and_the_watcher_goes_on(
+    admin_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    client = client_for(admin_settings.model_copy(update={"reload_poll_seconds": 0.05}))
+    old = answer_of(client)
+    pointer = admin_settings.index_dir / "CURRENT"
+    served = pointer.read_bytes()
+    publish(admin_settings, fake_embedder, "Picked up once CURRENT is readable again.")
+    fixed = pointer.read_bytes()
+    pointer.write_bytes(b"\xff\xfe")  # e.g. a half-copied backup
+    time.sleep(0.3)  # several polls of the watcher, each finding CURRENT unreadable
+    response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 409 and "not UTF-8" in response.json()["error"]["message"]
+    assert answer_of(client) == old
+    assert fixed != served
+    pointer.write_bytes(fixed)
+    deadline = time.monotonic() + 10
+    while answer_of(client) == old and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer_of(client) == "Picked up once CURRENT is readable again."
+
+
+def test_builds_and_rollback_repair_an_unreadable_current_file(
+    built_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = current_build_id(built_settings.index_dir)
+    args = ["--index-dir", str(built_settings.index_dir), "--model", built_settings.model]
+    (built_settings.index_dir / "CURRENT").write_bytes(b"\xff\xfe")
+    assert main(["ask", QUESTION, *args]) == 1
+    assert "CURRENT: does not name a build (not UTF-8 text)" in capsys.readouterr().err
+    assert main(["builds", *args]) == 0 and f"  {build}" in capsys.readouterr().out
+    assert main(["rollback", *args]) == 0 and current_build_id(built_settings.index_dir) == build
+    assert "was no readable build" in capsys.readouterr().out
+
+
+def test_builds_lists_every_build_when_one_is_unreadable(
+    built_settings: Settings, fake_embedder: HashingEmbedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = current_build_id(built_settings.index_dir)
+    second = publish(built_settings, fake_embedder, "Second build.")
+    (built_settings.index_dir / BUILDS_DIR / first / "manifest.json").write_bytes(b"\xff")
+    args = ["--index-dir", str(built_settings.index_dir), "--model", built_settings.model]
+    assert main(["builds", *args]) == 1
+    out = capsys.readouterr().out
+    assert f"  {first}  unreadable:" in out and "not UTF-8" in out and f"* {second}  " in out
+
+
 def test_builds_and_rollback_cli(
     built_settings: Settings, fake_embedder: HashingEmbedder, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
