@@ -515,18 +515,23 @@ def set_current_build(index_dir: Path, build_id: str) -> None:
     _fsync_dir(index_dir)
 
 
+def _read_index_file(path: Path, missing: str) -> str:
+    """A small text file of the index (CURRENT, a manifest); any failure is IndexUnavailableError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IndexUnavailableError(missing) from None
+    except NotADirectoryError:
+        raise IndexUnavailableError(f"{path.parent}: is not a folder") from None
+    except UnicodeDecodeError:
+        raise IndexUnavailableError(f"{path}: unreadable (not UTF-8 text)") from None
+    except OSError as exc:
+        raise IndexUnavailableError(f"{path}: unreadable: {exc.strerror}") from None
+
+
 def current_build_id(index_dir: Path) -> str:
     pointer = index_dir / CURRENT_FILE
-    try:
-        build_id = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise IndexUnavailableError(f"{index_dir}: no index has been built yet; run `qa-service build`") from None
-    except NotADirectoryError:
-        raise IndexUnavailableError(f"{index_dir}: is not a folder (QA_INDEX_DIR or --index-dir)") from None
-    except UnicodeDecodeError:
-        raise IndexUnavailableError(f"{pointer}: does not name a build (not UTF-8 text)") from None
-    except OSError as exc:
-        raise IndexUnavailableError(f"{pointer}: cannot read: {exc.strerror}") from None
+    build_id = _read_index_file(pointer, f"{index_dir}: no index has been built yet; run `qa-service build`").strip()
     if not build_id or "/" in build_id or build_id.startswith("."):
         raise IndexUnavailableError(f"{pointer}: does not name a build ({build_id!r})")
     return build_id
@@ -560,14 +565,9 @@ def _prune_builds(builds: Path, *, keep: int, current: str) -> None:
 
 def read_manifest(build_dir: Path) -> IndexManifest:
     path = build_dir / MANIFEST
+    text = _read_index_file(path, f"{build_dir}: incomplete build (no {MANIFEST})")
     try:
-        manifest = IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexUnavailableError(f"{build_dir}: incomplete build (no {MANIFEST})") from None
-    except UnicodeDecodeError:
-        raise IndexUnavailableError(f"{path}: unreadable manifest (not UTF-8 text)") from None
-    except OSError as exc:
-        raise IndexUnavailableError(f"{path}: unreadable manifest: {exc.strerror}") from None
+        manifest = IndexManifest.model_validate_json(text)
     except ValidationError as exc:
         raise IndexUnavailableError(f"{path}: unreadable manifest: {exc.errors()[0]['msg']}") from None
     if manifest.format_version != FORMAT_VERSION:

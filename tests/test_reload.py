@@ -161,7 +161,7 @@ def test_builds_and_rollback_repair_an_unreadable_current_file(
     args = ["--index-dir", str(built_settings.index_dir), "--model", built_settings.model]
     (built_settings.index_dir / "CURRENT").write_bytes(b"\xff\xfe")
     assert main(["ask", QUESTION, *args]) == 1
-    assert "CURRENT: does not name a build (not UTF-8 text)" in capsys.readouterr().err
+    assert "CURRENT: unreadable (not UTF-8 text)" in capsys.readouterr().err
     assert main(["builds", *args]) == 0 and f"  {build}" in capsys.readouterr().out
     assert main(["rollback", *args]) == 0 and current_build_id(built_settings.index_dir) == build
     assert "was no readable build" in capsys.readouterr().out
