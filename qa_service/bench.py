@@ -28,6 +28,7 @@ from qa_service.corpus import FaqEntry
 from qa_service.embedder import Embedder
 from qa_service.engine import Engine
 from qa_service.errors import QaError
+from qa_service.evaluation import load_queries
 from qa_service.loadgen import Run, drive, drive_beside, drive_paired
 from qa_service.settings import Settings
 
@@ -60,9 +61,8 @@ def load_questions(paths: Sequence[Path]) -> list[str]:
     """Distinct questions from JSONL files with a 'query' field, in file order."""
     questions: dict[str, None] = {}
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                questions.setdefault(json.loads(line)["query"], None)
+        for query in load_queries(path):  # the lines checked as eval checks them, errors naming file:line
+            questions.setdefault(query.query, None)
     if not questions:
         raise QaError("no benchmark questions found")
     return list(questions)

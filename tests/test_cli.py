@@ -71,6 +71,16 @@ def test_ask_bad_question_exits_1(project: Path, capsys: pytest.CaptureFixture[s
     main(["build"])
     assert main(["ask", "   "]) == 1
     assert "question is empty" in capsys.readouterr().err
+    # bytes that are not UTF-8 on a command line reach Python as half characters
+    assert main(["ask", b"back \xff spasm".decode("utf-8", "surrogateescape")]) == 1
+    assert "question is not valid text (it holds '\\udcff' at 5)" in capsys.readouterr().err
+
+
+def test_bench_question_files_are_checked_line_by_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    questions = project / "q.jsonl"
+    questions.write_text('{"query": "How long do spasms last?"}\n{"text": "no query"}\n')
+    assert main(["bench", "--quick", "--questions", str(questions)]) == 1
+    assert f"{questions}:2: each line needs a non-empty 'query' string" in capsys.readouterr().err
 
 
 def test_build_reports_corpus_errors_with_file_and_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

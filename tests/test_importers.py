@@ -205,6 +205,41 @@ def test_cli_import_reports_and_exit_codes(tmp_path: Path, capsys: pytest.Captur
     assert "79 entries in 1 file(s) are valid" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", ["../escaped", "sub/x", ".hidden", "tab\there"])
+def test_import_names_stay_inside_the_corpus_folder(tmp_path: Path, name: str) -> None:
+    (tmp_path / "pay.csv").write_text("question,answer\nHow do I pay?,Cash.\n")
+    corpus = tmp_path / "corpus"
+    with pytest.raises(CorpusError, match="not a corpus file name"):
+        import_into_corpus(tmp_path / "pay.csv", corpus, name=name)
+    assert not corpus.exists() and not (tmp_path / "escaped.yaml").exists()
+
+
+def test_import_never_replaces_a_raw_source_that_other_entries_cite(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    import_into_corpus(SEED_PAGE, corpus)
+    other = tmp_path / "other" / SEED_PAGE.name  # same file name, other content
+    other.parent.mkdir()
+    other.write_text("question,answer\nHow do I pay?,Cash.\n")
+    with pytest.raises(
+        CorpusError, match=r"already kept as the raw source of other corpus entries .*treatment-faq\.yaml"
+    ):
+        import_into_corpus(other, corpus, fmt="csv", name="payments")
+    assert (corpus / "sources" / SEED_PAGE.name).read_text() == RAW and not (corpus / "payments.yaml").exists()
+    # re-importing the page itself over its own corpus file may refresh the copy
+    import_into_corpus(SEED_PAGE, corpus, force=True)
+
+
+def test_a_failed_import_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "dir.yaml").mkdir(parents=True)
+    (tmp_path / "pay.csv").write_text("question,answer\nHow do I pay?,Cash.\n")
+    assert main(["import", str(tmp_path / "pay.csv"), "--name", "dir", "--force", "--corpus-dir", str(corpus)]) == 1
+    assert "dir.yaml: is not a file" in capsys.readouterr().err
+    assert not (corpus / "sources").exists()
+    assert main(["import", str(tmp_path / "pay.csv"), "--corpus-dir", str(tmp_path / "pay.csv")]) == 1
+    assert "pay.csv: is not a folder" in capsys.readouterr().err
+
+
 # --- spreadsheets -----------------------------------------------------------------------------
 
 
@@ -239,6 +274,7 @@ def test_csv_import(tmp_path: Path) -> None:
         ("question,answer\nQ?,A,extra\n", "faq.csv:2: expected 2 cells, found 3"),
         ("", "faq.csv:1: the file is empty"),
         ("id,question,answer\nx,Q?,A\nx,R?,B\n", "faq.csv:3: entry 'x': duplicate id (first defined at"),
+        ("question,Question,answer\nQ?,R?,A\n", "faq.csv:1: column(s) question appear more than once"),
     ],
 )
 def test_csv_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
@@ -269,6 +305,12 @@ def test_jsonl_import_and_errors(tmp_path: Path) -> None:
             '{"question": "Q?", "answer": "A.", "source": 5}\n',
             "faq.jsonl:1: source must be text or an object",
         ),
+        (
+            '{"question": "Q?", "answer": "A."}\n{"question": "\\ud800", "answer": "A."}\n',
+            "faq.jsonl:2: holds an escape",
+        ),
+        ('{"id": "x", "id": "y", "question": "Q?", "answer": "A."}\n', "faq.jsonl:1: key 'id' appears twice"),
+        ("[" * 100_000 + "]" * 100_000 + "\n", "faq.jsonl:1: invalid JSON: nested too deeply"),
     ]:
         path.write_text(bad)
         with pytest.raises(CorpusError, match=re.escape(message)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,28 @@ class ImportSummary:
     result: ImportResult
 
 
+# A corpus file name: no folders (the corpus is one flat folder), no hidden files, no control characters.
+_NAME = re.compile(r"[^/\\.\x00-\x1f][^/\\\x00-\x1f]*")
+
+
 def import_into_corpus(
     source: Path, corpus_dir: Path, *, name: str | None = None, fmt: Format = "auto", force: bool = False
 ) -> ImportSummary:
     """Import ``source`` as ``corpus_dir/<name>.yaml`` and keep the raw file in ``corpus_dir/sources/``.
 
-    Refuses to overwrite an existing corpus file unless ``force`` (staff edits live there), and refuses
-    ids that clash with the other corpus files. Writes are atomic: on any error nothing changes."""
+    Refuses to overwrite an existing corpus file unless ``force`` (staff edits live there), refuses
+    ids that clash with the other corpus files, and refuses to replace a raw source that other corpus
+    files cite. Writes are staged: on any error nothing changes."""
     stem = name or source.stem
+    if not _NAME.fullmatch(stem):
+        raise CorpusError(
+            f"{stem!r}: not a corpus file name (no folders, no leading '.'); pass --name with a plain name"
+        )
+    if corpus_dir.exists() and not corpus_dir.is_dir():
+        raise CorpusError(f"{corpus_dir}: is not a folder")
     target = corpus_dir / f"{stem}.yaml"
+    if target.exists() and not target.is_file():
+        raise CorpusError(f"{target}: is not a file; pass --name to import under another name")
     if target.exists() and not force:
         raise CorpusError(
             f"{target}: already exists and may hold reviewed edits; pass --force to replace it, "
@@ -77,6 +91,7 @@ def import_into_corpus(
         raise CorpusError(f"{source}: no question/answer pairs found")
 
     entries, origins = list(result.entries), [f"{source} (entry {e.id})" for e in result.entries]
+    citing: list[str] = []  # other corpus files' entries whose answers cite the raw copy
     if corpus_dir.is_dir():
         for other in corpus_files(corpus_dir):
             if other.resolve() == target.resolve():
@@ -84,16 +99,37 @@ def import_into_corpus(
             loaded = load_corpus_file(other)
             entries += loaded.entries
             origins += loaded.origins
+            citing += [
+                origin
+                for entry, origin in zip(loaded.entries, loaded.origins, strict=True)
+                if (entry.source.file or "").split("#")[0] == relative_name
+            ]
     check_entries(entries, origins)
+    copy_needed = not source_copy.exists() or source_copy.resolve() != source.resolve()
+    if copy_needed and citing and not _same_bytes(source, source_copy):
+        raise CorpusError(
+            f"{source_copy}: already kept as the raw source of other corpus entries (first: {citing[0]}); "
+            f"rename {source} before importing it"
+        )
 
-    sources_dir.mkdir(parents=True, exist_ok=True)
-    if not source_copy.exists() or source_copy.resolve() != source.resolve():
-        tmp = source_copy.with_name(f".{source_copy.name}.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(source_copy)
     header = (
         f"Imported from {relative_name} by `qa-service import` (corpus format {CORPUS_FORMAT_VERSION}).\n"
         "Edit freely: ids are stable; see README 'Corpus format' for fields and review flags."
     )
-    write_text_atomically(target, dump_corpus(result.entries, header=header))
+    staged = source_copy.with_name(f".{source_copy.name}.tmp")
+    try:
+        if copy_needed:  # staged first, put in place only once the corpus file is written
+            sources_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staged)
+        write_text_atomically(target, dump_corpus(result.entries, header=header))
+        if copy_needed:
+            staged.replace(source_copy)
+    except OSError as exc:
+        raise CorpusError(f"{exc.filename or target}: cannot write: {exc.strerror}") from None
+    finally:
+        staged.unlink(missing_ok=True)
     return ImportSummary(corpus_file=target, source_copy=source_copy, result=result)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    return b.is_file() and a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()

@@ -95,9 +95,32 @@ def iter_jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, A
             continue
         where = f"{path}:{number}"
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except _DuplicateKeyError as exc:
+            raise CorpusError(f"{where}: key {exc.args[0]!r} appears twice (which one was meant?)") from None
+        except RecursionError:
+            raise CorpusError(f"{where}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise CorpusError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
+        try:  # a "\ud800" escape decodes to half a character, which no file can hold
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CorpusError(
+                f"{where}: holds an escape for half a character ({exc.object[exc.start]!r}), not text"
+            ) from None
         yield where, row
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise _DuplicateKeyError(key)
+        row[key] = value
+    return row

@@ -63,6 +63,9 @@ def _row_to_raw(row: dict[str, Any], *, where: str, split_lists: bool) -> dict[s
 
 
 def _check_columns(columns: list[str], *, where: str) -> None:
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise CorpusError(f"{where}: column(s) {', '.join(repeated)} appear more than once (which one was meant?)")
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         raise CorpusError(f"{where}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})")
