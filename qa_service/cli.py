@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from qa_service import __version__
 from qa_service.errors import QaError
@@ -605,8 +607,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        errors = "; ".join(f"QA_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        errors = "; ".join(f"QA_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e["loc"])
         print(f"qa-service: error: invalid setting: {errors}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a list or other JSON setting that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"QA_{field[1].upper()}" if field else "a setting"
+        print(
+            f"qa-service: error: invalid setting: {name}: not valid JSON ({exc.__cause__}); "
+            f"a list is written like '[\"advert\"]'",
+            file=sys.stderr,
+        )
+        return 2
+    except UnicodeDecodeError as exc:  # the .env file
+        print(
+            f"qa-service: error: invalid settings file .env: not UTF-8 text ({exc.reason} at byte {exc.start})",
+            file=sys.stderr,
+        )
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -101,6 +101,20 @@ def test_invalid_setting_is_a_usage_error(
     assert "QA_ANSWER_THRESHOLD" in capsys.readouterr().err
 
 
+def test_a_list_setting_that_is_not_json_is_a_usage_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QA_EXCLUDE_FLAGS", "advert")
+    assert main(["validate"]) == 2
+    assert "invalid setting: QA_EXCLUDE_FLAGS: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_settings_file_that_is_not_utf8_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / ".env").write_bytes(b"QA_CLINIC_NAME=Cl\xefnic\n")  # Latin-1
+    assert main(["validate"]) == 2
+    assert "invalid settings file .env: not UTF-8 text" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(project: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["ask"])
