@@ -164,6 +164,29 @@ class CalibrationExample:
     correct: bool  # the top entry is right (always False for a question the FAQ does not answer)
 
 
+_CANDIDATE_NUMBERS = ("score", "dense_question", "dense_qa", "keyword")
+
+
+def feature_row_problem(row: dict[str, Any]) -> str | None:
+    """What makes ``row`` unusable as an ``eval --features`` row, or None."""
+    if row.get("kind") not in ("answerable", "noanswer", "reference"):
+        return "'kind' must be answerable, noanswer or reference"
+    candidates = row.get("candidates")
+    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+        return "'candidates' must be a list of objects"
+    for candidate in candidates:
+        missing = [
+            name
+            for name in _CANDIDATE_NUMBERS
+            if not isinstance(candidate.get(name), int | float) or isinstance(candidate.get(name), bool)
+        ]
+        if missing:
+            return f"a candidate lacks the number(s) {', '.join(missing)}"
+    if not isinstance(row.get("correct", False), bool) or not isinstance(row.get("rival"), int | float | None):
+        return "'correct' must be true or false and 'rival' a number or null"
+    return None
+
+
 def examples_from_features(dataset: str, rows: Sequence[dict[str, Any]]) -> list[CalibrationExample]:
     """Turn `qa-service eval --features` rows into examples for the confidence model.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -97,6 +98,7 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.review import build_review, render_markdown
     from qa_service.storage import SQLiteFeedbackStore
 
+    _check_output(args.out)
     if not settings.feedback_db.exists():
         print(f"qa-service: error: {settings.feedback_db}: no feedback database yet", file=sys.stderr)
         return 1
@@ -164,6 +166,19 @@ def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     was = current or "no readable build"
     print(f"{settings.index_dir}: now serving {target} (was {was}); a running server picks it up")
     return 0
+
+
+def _check_output(path: Path | None, *, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written (QaError naming it); missing folders are made."""
+    if path is None:
+        return
+    if folder and path.exists() and not path.is_dir():
+        raise QaError(f"{path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise QaError(f"{path}: is a folder; name a file to write")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise QaError(f"{path}: cannot be written ({existing} is not a writable folder)")
 
 
 def _current_or_none(settings: Settings) -> str | None:
@@ -273,10 +288,13 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.corpus import write_text_atomically
     from qa_service.engine import embedder_from_settings, policy_from_settings
     from qa_service.evaluation import feature_rows, headline, run_evaluation, score_run, sweep
     from qa_service.report import write_report
 
+    _check_output(args.features)  # before minutes of work, not after
+    _check_output(args.report, folder=True)
     run = run_evaluation(
         args.faq,
         args.queries,
@@ -289,7 +307,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     policy = policy_from_settings(settings)
     metrics = headline(score_run(run, policy, settings.default_top_k))
     if args.features:
-        args.features.write_text("".join(json.dumps(row) + "\n" for row in feature_rows(run)), encoding="utf-8")
+        write_text_atomically(args.features, "".join(json.dumps(row) + "\n" for row in feature_rows(run)))
     rows = sweep(run, policy, [step / 50 for step in range(51)])
     if args.report:
         write_report(
@@ -334,6 +352,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.cachefiles import CACHE_DIR
     from qa_service.engine import embedder_from_settings, load_engine
 
+    _check_output(args.out)
     started = time.perf_counter()
     plan = bench.BenchPlan.quick() if args.quick else bench.BenchPlan.full()
     questions = bench.load_questions(args.questions)
@@ -415,11 +434,23 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.calibration import FEATURES, examples_from_features, fit_confidence, probability
+    from qa_service.calibration import (
+        FEATURES,
+        examples_from_features,
+        feature_row_problem,
+        fit_confidence,
+        probability,
+    )
+    from qa_service.importers.common import iter_jsonl_objects, read_text
 
     examples = []
     for path in args.features:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = []
+        for where, row in iter_jsonl_objects(read_text(path), path):
+            problem = feature_row_problem(row)
+            if problem:
+                raise QaError(f"{where}: not a row of `qa-service eval --features`: {problem}")
+            rows.append(row)
         examples += examples_from_features(path.stem, rows)
     if not examples:
         print("qa-service: error: no examples in the feature files", file=sys.stderr)
@@ -634,6 +665,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qa-service: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `qa-service ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush stays quiet
+        return 141
     return code
 
 

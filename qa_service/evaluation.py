@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qa_service.answering import Candidate, Decision, DecisionPolicy, decide, rival_of
@@ -38,6 +38,7 @@ NOANSWER_KEY = "declined_noanswer"
 class LabelledQuery:
     query: str
     relevant: frozenset[str]
+    where: str = field(default="", compare=False)  # "file:line", for error messages
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
@@ -48,7 +49,9 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         relevant = row.get("relevant", [])
         if not isinstance(relevant, list) or not all(isinstance(item, str) for item in relevant):
             raise CorpusError(f"{where}: 'relevant' must be a list of FAQ ids")
-        queries.append(LabelledQuery(row["query"], frozenset(relevant)))
+        queries.append(LabelledQuery(row["query"], frozenset(relevant), where))
+    if not queries:
+        raise CorpusError(f"{path}: no queries (one JSON object per line, with 'query' and 'relevant')")
     return queries
 
 
@@ -133,7 +136,13 @@ def run_evaluation(
     for query in answerable:
         unknown = query.relevant - known
         if unknown:
-            raise CorpusError(f"{queries_path}: query {query.query!r} names unknown FAQ id(s) {sorted(unknown)}")
+            raise CorpusError(f"{query.where}: query {query.query!r} names unknown FAQ id(s) {sorted(unknown)}")
+    for query in noanswer or []:
+        if query.relevant:
+            raise CorpusError(
+                f"{query.where}: a question the FAQ does not answer has 'relevant' ids; "
+                "it belongs in the --queries file"
+            )
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         eval_settings = settings.model_copy(update={"index_dir": Path(tmp), "max_question_chars": 100_000})
         publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress))

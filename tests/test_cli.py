@@ -198,9 +198,39 @@ def test_eval_rejects_bad_query_files(project: Path, capsys: pytest.CaptureFixtu
     bad.write_text('{"query": "ok", "relevant": ["d-1"]}\n{"query": "", "relevant": []}\n')
     assert main(["eval", "--faq", str(faq), "--queries", str(bad)]) == 1
     assert "bad.jsonl:2: each line needs a non-empty 'query' string" in capsys.readouterr().err
-    bad.write_text('{"query": "ok", "relevant": ["nope"]}\n')
+    bad.write_text('{"query": "ok", "relevant": ["d-1"]}\n{"query": "ok", "relevant": ["nope"]}\n')
     assert main(["eval", "--faq", str(faq), "--queries", str(bad)]) == 1
-    assert "names unknown FAQ id(s) ['nope']" in capsys.readouterr().err
+    assert "bad.jsonl:2: query 'ok' names unknown FAQ id(s) ['nope']" in capsys.readouterr().err
+    bad.write_text("\n")
+    assert main(["eval", "--faq", str(faq), "--queries", str(bad)]) == 1
+    assert "bad.jsonl: no queries" in capsys.readouterr().err
+    _, queries, _ = write_dataset(project)
+    bad.write_text('{"query": "banana bread recipe", "relevant": ["d-1"]}\n')
+    assert main(["eval", "--faq", str(faq), "--queries", str(queries), "--noanswer", str(bad)]) == 1
+    assert "bad.jsonl:1: a question the FAQ does not answer has 'relevant' ids" in capsys.readouterr().err
+
+
+def test_eval_refuses_output_paths_before_the_work(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faq, queries, _ = write_dataset(project)
+    (project / "taken").write_text("a file")
+    for option, path, message in [
+        ("--features", project, "is a folder; name a file to write"),
+        ("--features", project / "taken" / "f.jsonl", "is not a writable folder"),
+        ("--report", project / "taken", "exists and is not a folder"),
+    ]:
+        assert main(["eval", "--faq", str(faq), "--queries", str(queries), option, str(path)]) == 1
+        assert f"{path}: " in (err := capsys.readouterr().err) and message in err
+    assert not (project / "eval-report").exists()  # refused before anything ran
+
+
+def test_calibrate_names_the_line_of_a_bad_row(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    features = project / "f.jsonl"
+    row = {"kind": "answerable", "correct": True, "rival": None, "candidates": [{"score": 0.9}]}
+    features.write_text("\n" + json.dumps(row) + "\n")
+    assert main(["calibrate", "--features", str(features)]) == 1
+    assert f"{features}:2: not a row of `qa-service eval --features`: a candidate lacks" in capsys.readouterr().err
+    assert main(["calibrate", "--features", str(project)]) == 1
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_build_script_is_a_thin_wrapper(project: Path) -> None:
