@@ -225,6 +225,10 @@ def _replaced_parts(old: Engine | None, new: Engine) -> list[weakref.ref[object]
     return [weakref.ref(part) for part in (old.index, old.embedder) if part not in (new.index, new.embedder)]
 
 
+# what FastAPI's 400 says when the body cannot even be decoded (invalid UTF-8, JSON nested too deeply)
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
 def _pointer(index_dir: Path) -> str | None:
     try:
         return current_build_id(index_dir)
@@ -308,16 +312,20 @@ def _register_error_handlers(app: FastAPI) -> None:
         details = []
         for err in exc.errors():
             message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            if err.get("type") == "json_invalid":
-                message = "request body is not valid JSON"
+            location = _location(tuple(err.get("loc", ())))
+            if err.get("type") == "json_invalid":  # its location is a character offset: say "body"
+                message, location = "request body is not valid JSON", "body"
             elif err.get("type") == "extra_forbidden":
                 message = "unknown field"
-            details.append({"location": _location(tuple(err.get("loc", ()))), "message": message})
+            details.append({"location": location, "message": message})
         summary = "; ".join(f"{d['location']}: {d['message']}" for d in details) or "invalid request"
         return _error(422, "invalid_request", summary, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:  # bytes that are not UTF-8, say
+            message = "request body is not valid JSON (JSON in UTF-8 text)"
+            return _error(422, "invalid_request", f"body: {message}", [{"location": "body", "message": message}])
         code = _CODE_FOR_STATUS.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404 and message == "Not Found":

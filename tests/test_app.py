@@ -115,6 +115,12 @@ def test_malformed_json_and_wrong_shapes(client: TestClient) -> None:
     )
     assert_error(client.post("/v1/ask", content=b'["question"]', headers=headers), 422, "invalid_request")
     assert_error(client.post("/v1/ask", content=b"", headers=headers), 422, "invalid_request")
+    for body in (b'{"question": "back \xff\xfe spasm"}', b'{"question": "x"} trailing', b"[" * 30_000):
+        response = client.post("/v1/ask", content=body, headers=headers)
+        assert_error(response, 422, "invalid_request", "not valid JSON")
+        assert response.json()["error"]["details"] == [
+            {"location": "body", "message": response.json()["error"]["details"][0]["message"]}
+        ]
     assert_error(
         client.post("/v1/ask", content=b"question=hi", headers={"content-type": "text/plain"}),
         415,
