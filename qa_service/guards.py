@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +55,7 @@ class RequestIds:
 
 
 new_request_id = RequestIds()
+_PLAIN_ID = re.compile(rb"[A-Za-z0-9._:-]+")
 
 
 class TokenBuckets:
@@ -112,7 +114,9 @@ class Guards:
             await self.app(scope, receive, send)
             return
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
-        request_id = headers.get(b"x-request-id", b"")[:64].decode("latin-1") or new_request_id()
+        given = headers.get(b"x-request-id", b"")[:64]
+        # a caller's id is echoed and logged only if it is plain (letters, digits, "-", "_", ".", ":")
+        request_id = given.decode("ascii") if _PLAIN_ID.fullmatch(given) else new_request_id()
         token = current_request_id.set(request_id)
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode("latin-1"))]
 

@@ -13,7 +13,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa_service.corpus import Flag
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _default_exclusions() -> list[Flag]:
+    return ["advert"]
 
 
 class Settings(BaseSettings):
@@ -82,8 +88,8 @@ class Settings(BaseSettings):
     )
     default_top_k: int = Field(3, ge=1, le=20, description="Alternatives returned when a request omits top_k.")
     max_question_chars: int = Field(1000, ge=10, le=20000, description="Longest question accepted (characters).")
-    exclude_flags: list[str] = Field(
-        default_factory=lambda: ["advert"],
+    exclude_flags: list[Flag] = Field(
+        default_factory=_default_exclusions,
         description="Entries carrying any of these review flags are left out of the index.",
     )
     keep_builds: int = Field(3, ge=1, le=50, description="Index builds kept on disk for rollback.")

@@ -53,6 +53,9 @@ def read_yaml(path: Path, error: type[QaError]) -> tuple[Any, yaml.Node | None]:
             return (loader.construct_document(root) if root is not None else None), root
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, say), before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        raise error(f"{path}:{line}: invalid YAML: the character {chr(exc.character)!r} is not allowed") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -107,6 +107,9 @@ def test_a_list_setting_that_is_not_json_is_a_usage_error(
     monkeypatch.setenv("QA_EXCLUDE_FLAGS", "advert")
     assert main(["validate"]) == 2
     assert "invalid setting: QA_EXCLUDE_FLAGS: not valid JSON" in capsys.readouterr().err
+    monkeypatch.setenv("QA_EXCLUDE_FLAGS", '["adverts"]')  # a flag no entry can carry
+    assert main(["validate"]) == 2
+    assert "invalid setting: QA_EXCLUDE_FLAGS: Input should be 'truncated'" in capsys.readouterr().err
 
 
 def test_a_settings_file_that_is_not_utf8_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

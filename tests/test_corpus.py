@@ -90,6 +90,12 @@ def test_duplicate_key_in_entry_is_refused(tmp_path: Path) -> None:
         load_corpus_file(path)
 
 
+def test_a_character_yaml_forbids_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", 'version: 1\nentries:\n- id: a\n  question: "Q\x00?"\n  answer: x\n')
+    with pytest.raises(CorpusError, match=rf"{path}:4: invalid YAML: the character '\\x00' is not allowed"):
+        load_corpus_file(path)
+
+
 def test_a_list_as_a_key_is_refused_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path / "c.yaml", "version: 1\nentries:\n- id: a\n  question: Q?\n  ? [1, 2]\n  : y\n  answer: x\n")
     with pytest.raises(CorpusError, match=rf"{path}:5: invalid YAML: a key must be a plain value"):

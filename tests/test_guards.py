@@ -62,6 +62,10 @@ def test_security_headers_and_request_ids(client: TestClient) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     generated = client.post("/v1/ask", json={"question": "nope"}).headers["x-request-id"]
     assert len(generated) == 32
+    # an id that is not plain text is not echoed into headers and logs: a new one is made
+    for odd in ("caf\u00e9-1", "a b", "x\ty"):
+        echoed = client.get("/healthz", headers={"x-request-id": odd.encode("latin-1")}).headers["x-request-id"]
+        assert echoed != odd and len(echoed) == 32
     error = client.get("/nope")
     assert error.status_code == 404 and error.headers["referrer-policy"] == "no-referrer"
 
