@@ -72,7 +72,7 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.engine import red_flags_from_settings
-    from qa_service.importers.common import iter_jsonl_objects, read_text
+    from qa_service.evaluation import load_queries
 
     rules = red_flags_from_settings(settings)
     print(
@@ -83,7 +83,7 @@ def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
         flag = rules.check(text)
         print(f"  {'URGENT ' + flag.rule if flag else 'no red flag'}: {text}")
     for path in args.queries:
-        questions = [str(row.get("query", "")) for _, row in iter_jsonl_objects(read_text(path), path)]
+        questions = [query.query for query in load_queries(path)]  # checked line by line, as eval checks them
         fired = [(question, flag) for question in questions if (flag := rules.check(question)) is not None]
         share = len(fired) / len(questions) if questions else 0.0
         print(f"{path}: {len(fired)} of {len(questions)} escalated ({share:.1%})")
