@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import gc
 import hashlib
@@ -25,7 +26,7 @@ from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
 from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name
 from qa_service.engine import embedder_from_settings, weights_from_settings
-from qa_service.errors import CorpusError, IndexUnavailableError
+from qa_service.errors import BuildInProgressError, CorpusError, IndexUnavailableError
 from qa_service.index import (
     BUILDS_DIR,
     ENTRIES,
@@ -522,7 +523,7 @@ def build_index(
 ) -> IndexManifest:
     """Load and validate the corpus, embed it, and publish a new index build atomically."""
     corpus_dir = corpus_dir or settings.corpus_dir
-    corpus = load_corpus(corpus_dir)
+    corpus = load_corpus(corpus_dir)  # a corpus error stops the build before anything is written
     kept, dropped = served_entries(corpus.entries, settings.exclude_flags)
     if not kept:  # publishing would replace the served index with one that answers nothing
         raise CorpusError(
@@ -530,8 +531,11 @@ def build_index(
             f"({', '.join(settings.exclude_flags)}): nothing to serve, so no build was published"
         )
     index_dir = index_dir or settings.index_dir
-    content = prepare_build(corpus.entries, embedder, settings, progress=progress, index_dir=index_dir, retrain=retrain)
-    manifest = publish_build(index_dir, content, keep_builds=settings.keep_builds)
+    with _only_build(index_dir):
+        content = prepare_build(
+            corpus.entries, embedder, settings, progress=progress, index_dir=index_dir, retrain=retrain
+        )
+        manifest = publish_build(index_dir, content, keep_builds=settings.keep_builds)
     logger.info(
         "published index build %s: %d entries, %d vectors, %d excluded by flags, %.1fs",
         manifest.build_id,
@@ -541,3 +545,22 @@ def build_index(
         manifest.build_seconds,
     )
     return manifest
+
+
+BUILD_LOCK = ".build.lock"
+
+
+@contextmanager
+def _only_build(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's build lock, or refuse: two builds into one folder would share its
+    caches and remove each other's half-written builds. The system drops the lock when the process
+    ends, however it ends, so a killed build never leaves a stale lock."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / BUILD_LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgressError(
+                f"{index_dir}: another build into this folder is running; run this one when it has finished"
+            ) from None
+        yield  # closing the file releases the lock

@@ -62,6 +62,12 @@ class IndexMismatchError(IndexUnavailableError):
     code = "index_mismatch"
 
 
+class BuildInProgressError(QaError):
+    """Another build into the same index folder is running."""
+
+    code = "build_in_progress"
+
+
 class NotFoundError(QaError):
     code = "not_found"
 

@@ -239,6 +239,24 @@ def test_a_corpus_with_every_entry_excluded_does_not_replace_the_served_index(
     assert load_index(built_settings.index_dir, model=fake_embedder.name).entries
 
 
+def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(
+    built_settings: Settings, fake_embedder: HashingEmbedder
+) -> None:
+    import fcntl
+
+    from qa_service.builder import BUILD_LOCK
+    from qa_service.errors import BuildInProgressError
+
+    served = current_build_id(built_settings.index_dir)
+    with (built_settings.index_dir / BUILD_LOCK).open("a") as running:  # as a build in another process holds it
+        fcntl.flock(running.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BuildInProgressError, match="another build into this folder is running"):
+            build_index(built_settings, fake_embedder)
+        assert current_build_id(built_settings.index_dir) == served
+    build_index(built_settings, fake_embedder)  # the lock is gone with its holder
+    assert current_build_id(built_settings.index_dir) != served
+
+
 def test_a_manifest_from_before_index_kinds_still_loads(
     built_settings: Settings, fake_embedder: HashingEmbedder
 ) -> None:
