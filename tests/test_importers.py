@@ -238,6 +238,10 @@ def test_a_failed_import_changes_nothing(tmp_path: Path, capsys: pytest.CaptureF
     assert not (corpus / "sources").exists()
     assert main(["import", str(tmp_path / "pay.csv"), "--corpus-dir", str(tmp_path / "pay.csv")]) == 1
     assert "pay.csv: is not a folder" in capsys.readouterr().err
+    (corpus / "sources").write_text("a file where the raw copies go")
+    assert main(["import", str(tmp_path / "pay.csv"), "--corpus-dir", str(corpus)]) == 1
+    assert "sources: cannot write" in capsys.readouterr().err
+    assert not (corpus / "pay.yaml").exists()
 
 
 # --- spreadsheets -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -127,7 +128,8 @@ def import_into_corpus(
     except OSError as exc:
         raise CorpusError(f"{exc.filename or target}: cannot write: {exc.strerror}") from None
     finally:
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. "sources" is a file: reported above
+            staged.unlink(missing_ok=True)
     return ImportSummary(corpus_file=target, source_copy=source_copy, result=result)
 
 
