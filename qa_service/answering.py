@@ -179,13 +179,6 @@ class Answerer:
         text = normalize_question(question)
         if not text:
             raise InvalidQuestionError("question is empty")
-        if not text.isascii():
-            try:  # half a character: from a command line with bytes that are not UTF-8, say
-                text.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidQuestionError(
-                    f"question is not valid text (it holds {exc.object[exc.start]!r} at {exc.start})"
-                ) from None
         if len(text) > self.policy.max_question_chars:
             raise InvalidQuestionError(
                 f"question is {len(text)} characters long; the limit is {self.policy.max_question_chars}"

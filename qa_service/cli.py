@@ -275,8 +275,15 @@ def _print_decision(payload: dict[str, object]) -> None:
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.engine import load_engine
+    from qa_service.errors import InvalidQuestionError
     from qa_service.schemas import AskResponse
 
+    try:  # a command line's bytes that are not UTF-8 arrive as half characters (HTTP refuses them itself)
+        args.question.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQuestionError(
+            f"question is not valid text (it holds {exc.object[exc.start]!r} at {exc.start})"
+        ) from None
     engine = load_engine(settings)
     decision = engine.answerer.ask(args.question, args.top_k or settings.default_top_k)
     response = AskResponse.from_decision(decision)

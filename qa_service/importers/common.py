@@ -104,13 +104,17 @@ def iter_jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, A
             raise CorpusError(f"{where}: invalid JSON: nested too deeply") from None
         if not isinstance(row, dict):
             raise CorpusError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
-        try:  # a "\ud800" escape decodes to half a character, which no file can hold
-            json.dumps(row, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise CorpusError(
-                f"{where}: holds an escape for half a character ({exc.object[exc.start]!r}), not text"
-            ) from None
+        if _SURROGATE_ESCAPE.search(line):  # "\ud800" alone decodes to half a character, which no file can hold
+            try:
+                json.dumps(row, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise CorpusError(
+                    f"{where}: holds an escape for half a character ({exc.object[exc.start]!r}), not text"
+                ) from None
         yield where, row
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # proper pairs match too: encoding tells them apart
 
 
 class _DuplicateKeyError(ValueError):
