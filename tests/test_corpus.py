@@ -78,27 +78,27 @@ def test_invalid_entries_name_file_line_and_entry(tmp_path: Path, entry: str, me
     assert message in str(err.value)
 
 
-def test_invalid_yaml_names_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", "version: 1\nentries:\n- id: a\n  question: [unclosed\n  answer: x\n")
-    with pytest.raises(CorpusError, match=rf"{path}:\d+: invalid YAML"):
-        load_corpus_file(path)
-
-
-def test_duplicate_key_in_entry_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", "version: 1\nentries:\n- id: a\n  question: Q?\n  answer: one\n  answer: two\n")
-    with pytest.raises(CorpusError, match=rf"{path}:6: invalid YAML: duplicate key 'answer'"):
-        load_corpus_file(path)
-
-
-def test_a_character_yaml_forbids_is_refused_with_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", 'version: 1\nentries:\n- id: a\n  question: "Q\x00?"\n  answer: x\n')
-    with pytest.raises(CorpusError, match=rf"{path}:4: invalid YAML: the character '\\x00' is not allowed"):
-        load_corpus_file(path)
-
-
-def test_a_list_as_a_key_is_refused_with_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", "version: 1\nentries:\n- id: a\n  question: Q?\n  ? [1, 2]\n  : y\n  answer: x\n")
-    with pytest.raises(CorpusError, match=rf"{path}:5: invalid YAML: a key must be a plain value"):
+@pytest.mark.parametrize(
+    ("text", "where_and_problem"),
+    [
+        ("version: 1\nentries:\n- id: a\n  question: [unclosed\n  answer: x\n", r"\d+: invalid YAML"),
+        (
+            "version: 1\nentries:\n- id: a\n  question: Q?\n  answer: one\n  answer: two\n",
+            "6: invalid YAML: duplicate key 'answer'",
+        ),
+        (  # a character YAML forbids
+            'version: 1\nentries:\n- id: a\n  question: "Q\x00?"\n  answer: x\n',
+            r"4: invalid YAML: the character '\\x00' is not allowed",
+        ),
+        (  # a list as a key
+            "version: 1\nentries:\n- id: a\n  question: Q?\n  ? [1, 2]\n  : y\n  answer: x\n",
+            "5: invalid YAML: a key must be a plain value",
+        ),
+    ],
+)
+def test_invalid_yaml_names_its_line(tmp_path: Path, text: str, where_and_problem: str) -> None:
+    path = write(tmp_path / "c.yaml", text)
+    with pytest.raises(CorpusError, match=rf"{path}:{where_and_problem}"):
         load_corpus_file(path)
 
 
