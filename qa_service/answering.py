@@ -17,6 +17,7 @@ from typing import Literal
 
 from qa_service.calibration import ConfidenceModel
 from qa_service.corpus import FaqEntry
+from qa_service.coverage import CorpusCoverage, Coverage, CoverageRules, english_for
 from qa_service.embedder import Embedder
 from qa_service.errors import InvalidQuestionError
 from qa_service.index import FaqIndex
@@ -43,6 +44,11 @@ _SENTENCE_END = re.compile(r"\n+|(?<=[.?!])\s+")
 MIN_SENTENCE_WORDS = 3
 QUERY_ENCODE_BATCH = 64  # most texts per encoder call within a micro-batch (see embedder.plan_batches)
 MAX_SENTENCES = 8
+# A different answer this close (off-topic standard deviations) whose entry holds clearly more of the
+# question's words (keyword coverage ahead by this much) is offered beside the best one: the vectors
+# and the words disagree, so the patient chooses.
+WORDS_CLARIFY_MARGIN = 2.0
+WORDS_CLARIFY_GAIN = 0.3
 
 
 def sentence_views(text: str) -> list[str]:
@@ -72,6 +78,7 @@ class Decision:
     red_flag: RedFlag | None = None  # the rule that made it urgent
     note: str | None = None  # e.g. "ask a clinician" for a question about one's own diagnosis or dose
     disclaimer: str = ""
+    coverage: Coverage | None = None  # how the question relates to the corpus (see coverage.py)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ class DecisionPolicy:
     disclaimer: str = "This is general information, not medical advice for your situation."
     diagnosis_note: str = "Only a clinician who examines you can tell what you have."
     dose_note: str = "Ask your doctor or pharmacist how much to take."
+    uncovered_message: str = "Our FAQ does not cover that topic. Please contact the clinic and our staff will help you."
+    coverage: CoverageRules = field(default_factory=CoverageRules)
 
 
 def _answer_key(entry: FaqEntry) -> str:
@@ -117,17 +126,25 @@ def rival_of(candidates: Sequence[Candidate]) -> Candidate | None:
 
 
 def decide(
-    candidates: Sequence[Candidate], policy: DecisionPolicy, confidence: ConfidenceModel, top_k: int
+    candidates: Sequence[Candidate],
+    policy: DecisionPolicy,
+    confidence: ConfidenceModel,
+    top_k: int,
+    coverage: Coverage | None = None,
 ) -> Decision:
     """The reply for candidates sorted best first.
 
-    clarify: the question is clearly on topic and one or more *different* answers are about as close
-    as the best one (within ``clarify_margin`` off-topic standard deviations): offer them. answered:
-    otherwise, when the best entry is probably right (confidence >= threshold). no_answer: otherwise.
-    Entries asking the same question as the best one, or giving the same answer, are never a
-    different meaning to choose between; they are listed as related questions."""
+    no_answer: the corpus does not cover the question (``coverage``, see coverage.py), whatever the
+    scores. clarify: the question is clearly on topic and one or more *different* answers are about
+    as close as the best one (within ``clarify_margin`` off-topic standard deviations), or a different
+    answer not far behind holds clearly more of the question's words: offer them. answered: otherwise,
+    when the best entry is probably right (confidence >= threshold). no_answer: otherwise. Entries
+    asking the same question as the best one, or giving the same answer, are never a different
+    meaning to choose between; they are listed as related questions."""
+    if coverage is not None and not coverage.covered:
+        return Decision("no_answer", policy.uncovered_message, coverage=coverage)
     if not candidates:
-        return Decision("no_answer", policy.fallback_message)
+        return Decision("no_answer", policy.fallback_message, coverage=coverage)
     best = candidates[0]
 
     def on_topic(candidate: Candidate) -> bool:
@@ -142,12 +159,22 @@ def decide(
     close = [c for c in others if on_topic(c) and confidence.margin(best.score, c.score) < policy.clarify_margin]
     if close and on_topic(best):
         offered = [rated(best, second), *(rated(c, best.score) for c in close)]
-        return Decision("clarify", policy.clarify_message, None, offered[: max(2, top_k)])
+        return Decision("clarify", policy.clarify_message, None, offered[: max(2, top_k)], coverage=coverage)
     answer = rated(best, second)
     if answer.confidence is not None and answer.confidence >= policy.answer_threshold:
+        wordier = [
+            c
+            for c in others
+            if c.keyword >= best.keyword + WORDS_CLARIFY_GAIN
+            and confidence.margin(best.score, c.score) < WORDS_CLARIFY_MARGIN
+            and on_topic(c)
+        ]
+        if wordier:
+            offered = [answer, *(rated(c, best.score) for c in wordier)]
+            return Decision("clarify", policy.clarify_message, None, offered[: max(2, top_k)], coverage=coverage)
         related = [rated(c, best.score) for c in candidates[1:] if on_topic(c)][:top_k]
-        return Decision("answered", policy.answered_message, answer, related)
-    return Decision("no_answer", policy.fallback_message)
+        return Decision("answered", policy.answered_message, answer, related, coverage=coverage)
+    return Decision("no_answer", policy.fallback_message, coverage=coverage)
 
 
 def urgent_decision(flag: RedFlag, policy: DecisionPolicy) -> Decision:
@@ -174,6 +201,7 @@ class Answerer:
         self.retriever = Retriever(index, weights or RankingWeights())
         self.confidence = ConfidenceModel.for_index(index.manifest.calibration)
         self.language = LanguageGuard(policy.languages)
+        self.coverage = corpus_coverage(index, policy)
 
     def clean(self, question: str) -> str:
         text = normalize_question(question)
@@ -206,14 +234,16 @@ class Answerer:
         ]
         ranked = iter(self.candidates(to_rank, k=max(max(limits) + 1, 10)) if to_rank else [])
         decisions = []
-        for (flag, note), language, limit in zip(assessed, foreign, limits, strict=True):
+        for text, (flag, note), language, limit in zip(cleaned, assessed, foreign, limits, strict=True):
             if flag is not None:
                 decisions.append(urgent_decision(flag, self.policy))
                 continue
             if language is not None:
                 decision = self._foreign()
             else:
-                decision = decide(next(ranked), self.policy, self.confidence, limit)
+                ranking = next(ranked)
+                coverage = self.coverage.assess(text, ranking[0] if ranking else None)
+                decision = decide(ranking, self.policy, self.confidence, limit, coverage)
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
 
@@ -225,6 +255,18 @@ class Answerer:
     def _foreign(self) -> Decision:
         names = language_list(self.policy.languages)
         return Decision("no_answer", self.policy.unsupported_language_message.format(languages=names))
+
+    def escalated(self, questions: Sequence[str]) -> list[bool]:
+        """Whether a red-flag rule fires on each question (``ask`` replies urgent to those)."""
+        rules = self.red_flags
+        return [rules is not None and rules.check(self.clean(question)) is not None for question in questions]
+
+    def coverage_of(self, questions: Sequence[str], rankings: Sequence[Sequence[Candidate]]) -> list[Coverage]:
+        """How the corpus covers each question, given its candidates (as ``candidates`` returns them)."""
+        return [
+            self.coverage.assess(self.clean(question), ranking[0] if ranking else None)
+            for question, ranking in zip(questions, rankings, strict=True)
+        ]
 
     def candidates(self, questions: Sequence[str], k: int = 10) -> list[list[Candidate]]:
         """The ``k`` closest distinct entries per question, best first, before any decision."""
@@ -242,3 +284,11 @@ class Answerer:
             [Candidate(entries[s.entry], s.score, s.dense_question, s.dense_qa, s.keyword, share) for s in ranked]
             for ranked, share in zip(self.retriever.rank(vectors, cleaned, k, sentences), known, strict=True)
         ]
+
+
+def corpus_coverage(index: FaqIndex, policy: DecisionPolicy) -> CorpusCoverage:
+    """The coverage check of one index, with the general-English word list of the service's language
+    (none, and so no word check, for a language the word list does not know)."""
+    rules = policy.coverage
+    english = english_for(policy.languages) if rules.enabled and index.keywords is not None else None
+    return CorpusCoverage(index.keywords, index.manifest.calibration, rules, english)

@@ -22,6 +22,13 @@ from tqdm import tqdm
 
 from qa_service.calibration import offtopic_statistics, reference_questions
 from qa_service.corpus import FaqEntry, content_hashes, hash_entries, load_corpus
+from qa_service.coverage import (
+    CorpusCoverage,
+    CoverageRules,
+    english_for,
+    uncovered_reference_questions,
+    uncovered_statistics,
+)
 from qa_service.duplicates import KnownPairs, find_near_duplicates
 from qa_service.embedcache import CACHE_DIR, EmbeddingCache, model_key
 from qa_service.embedder import Embedder, TrainableEmbedder, canonical_model_name
@@ -34,6 +41,7 @@ from qa_service.index import (
     MODEL_DIR,
     NEAR_DUPLICATES,
     BuildContent,
+    FaqIndex,
     IndexManifest,
     build_in_memory,
     current_build_id,
@@ -42,7 +50,7 @@ from qa_service.index import (
     read_manifest,
 )
 from qa_service.keywords import TERMS_FILE, KeywordIndex, TermCache
-from qa_service.retrieval import Retriever
+from qa_service.retrieval import Retriever, Scored
 from qa_service.settings import Settings
 from qa_service.training import TrainingPair, TrainingPlan, epochs_for, plan_training, training_pairs
 
@@ -485,12 +493,26 @@ def known_pairs(previous: PreviousBuild, entries: Sequence[FaqEntry], key: str) 
 def measure_offtopic(
     content: BuildContent, cache: EmbeddingCache, encoder: Embedder, settings: Settings
 ) -> dict[str, float]:
-    """How high the reference off-topic questions score against this build (see calibration.py)."""
-    questions = reference_questions()
-    # exact: 200 searches need no approximate index (whose build takes minutes above 100k vectors)
-    retriever = Retriever(build_in_memory(content, kind="flat"), weights_from_settings(settings))
-    ranked = retriever.rank(cache.encode(encoder, questions), questions, k=1)
-    return offtopic_statistics([scored[0] for scored in ranked if scored])
+    """How high questions this corpus does not answer score against this build: the off-topic
+    reference (clinic admin, chit-chat; see calibration.py) and medical questions about topics the
+    corpus lacks (see coverage.py).
+
+    The off-topic levels are measured on vectors alone, as the confidence model's coefficients were
+    fitted; the uncovered level with keywords too, exactly as the service scores a best match."""
+    weights = weights_from_settings(settings)
+
+    def tops(questions: list[str], index: FaqIndex) -> list[Scored]:
+        if not questions:
+            return []
+        ranked = Retriever(index, weights).rank(cache.encode(encoder, questions), questions, k=1)
+        return [scored[0] for scored in ranked if scored]
+
+    # exact: a few hundred searches need no approximate index (whose build takes minutes above 100k vectors)
+    statistics = offtopic_statistics(tops(reference_questions(), build_in_memory(content, kind="flat")))
+    corpus = CorpusCoverage(content.keywords, None, CoverageRules(), english_for(settings.languages))
+    served = build_in_memory(content, kind="flat", keywords=True)
+    statistics.update(uncovered_statistics(tops(uncovered_reference_questions(corpus), served)))
+    return statistics
 
 
 def index_is_current(settings: Settings, embedder: Embedder) -> str | None:
@@ -509,6 +531,8 @@ def index_is_current(settings: Settings, embedder: Embedder) -> str | None:
         return "the corpus changed since the index was built"
     if manifest.build_settings != build_settings(settings):
         return "build settings changed since the index was built"
+    if "uncovered_count" not in (manifest.calibration or {}):
+        return "the index was built before builds measured the coverage check's reference level"
     return None
 
 

@@ -291,6 +291,14 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(response.model_dump_json(indent=2))
     else:
         _print_decision(response.model_dump(mode="json"))
+    if args.explain:
+        from qa_service.coverage import explain
+
+        if decision.coverage is None:
+            lines = [f"coverage: not judged (a {decision.status} reply is decided before the coverage check)"]
+        else:
+            lines = explain(decision.coverage, engine.answerer.policy.coverage)
+        print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -572,6 +580,11 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("question")
     command.add_argument("--json", action="store_true", help="print the exact JSON the API returns")
     command.add_argument("--top-k", type=int, choices=range(1, 21), metavar="N", help="alternatives to return (1-20)")
+    command.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print how the coverage check judged the question (stderr with --json)",
+    )
     index_options(command)
     command.set_defaults(handler=_cmd_ask)
 

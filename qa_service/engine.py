@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa_service.answering import Answerer, DecisionPolicy
+from qa_service.coverage import CoverageRules
 from qa_service.embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from qa_service.index import FaqIndex, check_model, load_index
 from qa_service.redflags import BUNDLED_RULES, RedFlagRules
@@ -31,6 +32,17 @@ def policy_from_settings(settings: Settings) -> DecisionPolicy:
         disclaimer=settings.disclaimer,
         diagnosis_note=settings.diagnosis_note,
         dose_note=settings.dose_note,
+        uncovered_message=settings.uncovered_message,
+        coverage=coverage_rules(settings),
+    )
+
+
+def coverage_rules(settings: Settings) -> CoverageRules:
+    return CoverageRules(
+        enabled=settings.coverage_check,
+        unknown_share=settings.coverage_unknown_share,
+        level_margin=settings.coverage_level,
+        intents=tuple(settings.coverage_intents),
     )
 
 

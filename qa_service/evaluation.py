@@ -16,6 +16,7 @@ from qa_service.answering import Candidate, Decision, DecisionPolicy, decide, ri
 from qa_service.builder import prepare_build
 from qa_service.calibration import ConfidenceModel, reference_questions
 from qa_service.corpus import FaqEntry, load_corpus, load_corpus_file
+from qa_service.coverage import Coverage
 from qa_service.embedder import Embedder
 from qa_service.engine import load_engine
 from qa_service.errors import CorpusError
@@ -26,6 +27,7 @@ from qa_service.settings import Settings
 
 METRIC_KEYS = (
     "p_at_1",
+    "wrong_answer_rate",
     "mrr_at_10",
     "recall_at_5",
     "answered_correct",
@@ -75,6 +77,10 @@ class EvalRun:
     calibration: dict[str, float] | None = None
     reference_rankings: list[list[Candidate]] | None = None  # the off-topic reference questions
     noanswer: list[LabelledQuery] | None = None
+    coverage: list[Coverage] | None = None  # of each answerable query (None: not judged)
+    noanswer_coverage: list[Coverage] | None = None
+    urgent: list[bool] | None = None  # a red-flag rule fires on the answerable query (the API escalates it)
+    noanswer_urgent: list[bool] | None = None
 
 
 def _top(decision: Decision) -> Candidate | None:
@@ -83,27 +89,56 @@ def _top(decision: Decision) -> Candidate | None:
     return decision.alternatives[0] if decision.alternatives else None
 
 
+def _judged(coverage: list[Coverage] | None, count: int) -> list[Coverage | None]:
+    """Each query's coverage judgement, or None for each when the run has none."""
+    return list(coverage) if coverage is not None else [None] * count
+
+
+def _shown(decision: Decision) -> list[Candidate]:
+    """The entries a reply offers as answers: the answer, or the choices of a clarify reply."""
+    if decision.status == "answered" and decision.answer is not None:
+        return [decision.answer]
+    return list(decision.alternatives) if decision.status == "clarify" else []
+
+
 def score_run(run: EvalRun, policy: DecisionPolicy, top_k: int = 3) -> dict[str, float]:
-    """The metrics of one run under one decision policy."""
+    """The metrics of one run under one decision policy.
+
+    Questions a red-flag rule escalates get no answer from the FAQ, as from the API: they count as
+    declined (``declined_answerable``, ``declined_noanswer``), never as right or wrong.
+
+    A wrong answer is a reply that shows only entries that do not answer the question: an answered
+    reply with an irrelevant entry, or a clarify reply none of whose choices is relevant;
+    ``wrong_answer_rate`` is their share of the answerable queries' replies that show anything."""
     confidence = ConfidenceModel.for_index(run.calibration)
     n = max(1, len(run.answerable))
-    p1 = mrr = r5 = correct = wrong = declined = 0.0
-    for query, ranking in zip(run.answerable, run.rankings, strict=True):
+    coverage = _judged(run.coverage, len(run.answerable))
+    urgent = run.urgent or [False] * len(run.answerable)
+    p1 = mrr = r5 = correct = wrong = shown_wrong = replied = declined = 0.0
+    for query, ranking, covered, escalated in zip(run.answerable, run.rankings, coverage, urgent, strict=True):
         ids = [candidate.entry.id for candidate in ranking[:10]]
         rank = next((i for i, entry_id in enumerate(ids, start=1) if entry_id in query.relevant), None)
         p1 += rank == 1
         mrr += 1.0 / rank if rank else 0.0
         r5 += rank is not None and rank <= 5
-        decision = decide(ranking, policy, confidence, top_k)
+        if escalated:  # the API replies urgent: no answer from the FAQ
+            declined += 1
+            continue
+        decision = decide(ranking, policy, confidence, top_k, covered)
         top = _top(decision)
         if decision.status in ("answered", "clarify") and top is not None:
             if top.entry.id in query.relevant:
                 correct += 1
             else:
                 wrong += 1
+        shown = _shown(decision)
+        if shown:
+            replied += 1
+            shown_wrong += not any(candidate.entry.id in query.relevant for candidate in shown)
         declined += decision.status == "no_answer"
     metrics = {
         "p_at_1": p1 / n,
+        "wrong_answer_rate": shown_wrong / max(1, replied),
         "mrr_at_10": mrr / n,
         "recall_at_5": r5 / n,
         "answered_correct": correct / n,
@@ -112,8 +147,14 @@ def score_run(run: EvalRun, policy: DecisionPolicy, top_k: int = 3) -> dict[str,
     }
     if run.noanswer_rankings is not None:
         m = max(1, len(run.noanswer_rankings))
+        judged = _judged(run.noanswer_coverage, len(run.noanswer_rankings))
+        escalations = run.noanswer_urgent or [False] * len(run.noanswer_rankings)
         metrics[NOANSWER_KEY] = (
-            sum(decide(r, policy, confidence, top_k).status == "no_answer" for r in run.noanswer_rankings) / m
+            sum(
+                escalated or decide(r, policy, confidence, top_k, covered).status == "no_answer"
+                for r, covered, escalated in zip(run.noanswer_rankings, judged, escalations, strict=True)
+            )
+            / m
         )
     return {key: round(value, 4) for key, value in metrics.items()}
 
@@ -147,10 +188,17 @@ def run_evaluation(
         eval_settings = settings.model_copy(update={"index_dir": Path(tmp), "max_question_chars": 100_000})
         publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress))
         engine = load_engine(eval_settings, embedder)
-        rankings = engine.answerer.candidates([q.query for q in answerable], k=10)
-        noanswer_rankings = (
-            engine.answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
+        answerer = engine.answerer
+        rankings = answerer.candidates([q.query for q in answerable], k=10)
+        noanswer_rankings = answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
+        coverage = answerer.coverage_of([q.query for q in answerable], rankings)
+        urgent = answerer.escalated([q.query for q in answerable])
+        noanswer_coverage = (
+            answerer.coverage_of([q.query for q in noanswer], noanswer_rankings)
+            if noanswer is not None and noanswer_rankings is not None
+            else None
         )
+        noanswer_urgent = answerer.escalated([q.query for q in noanswer]) if noanswer is not None else None
         reference = engine.answerer.candidates(reference_questions(), k=10) if keep_reference else None
     return EvalRun(
         answerable,
@@ -160,6 +208,10 @@ def run_evaluation(
         engine.index.manifest.calibration,
         reference,
         noanswer,
+        coverage,
+        noanswer_coverage,
+        urgent,
+        noanswer_urgent,
     )
 
 
@@ -180,14 +232,17 @@ def sweep(run: EvalRun, policy: DecisionPolicy, thresholds: Sequence[float]) -> 
 def feature_rows(run: EvalRun) -> list[dict[str, object]]:
     """Per query: what it was, whether the top entry is relevant, and the top candidates' scores."""
     rows: list[dict[str, object]] = []
-    labelled = [(q.query, q.relevant, r) for q, r in zip(run.answerable, run.rankings, strict=True)]
+    judged = _judged(run.coverage, len(run.answerable))
+    labelled = [(q.query, q.relevant, r, c) for q, r, c in zip(run.answerable, run.rankings, judged, strict=True)]
+    noanswer = run.noanswer or []
+    judged = _judged(run.noanswer_coverage, len(noanswer))
     unlabelled = [
-        (q.query, q.relevant, r) for q, r in zip(run.noanswer or [], run.noanswer_rankings or [], strict=True)
+        (q.query, q.relevant, r, c) for q, r, c in zip(noanswer, run.noanswer_rankings or [], judged, strict=True)
     ]
     questions = reference_questions() if run.reference_rankings else []
-    reference = [(q, frozenset[str](), r) for q, r in zip(questions, run.reference_rankings or [], strict=True)]
+    reference = [(q, frozenset[str](), r, None) for q, r in zip(questions, run.reference_rankings or [], strict=True)]
     for kind, items in (("answerable", labelled), ("noanswer", unlabelled), ("reference", reference)):
-        for query, relevant, ranking in items:
+        for query, relevant, ranking, coverage in items:
             top = ranking[0] if ranking else None
             rival = rival_of(ranking)
             rows.append(
@@ -198,6 +253,7 @@ def feature_rows(run: EvalRun) -> list[dict[str, object]]:
                     "correct": bool(top and top.entry.id in relevant),
                     "relevant": sorted(relevant),
                     "rival": round(rival.score, 5) if rival else None,
+                    "coverage": coverage_row(coverage),
                     "candidates": [
                         {
                             "id": c.entry.id,
@@ -213,3 +269,19 @@ def feature_rows(run: EvalRun) -> list[dict[str, object]]:
                 }
             )
     return rows
+
+
+def coverage_row(coverage: Coverage | None) -> dict[str, object] | None:
+    """A coverage judgement as plain data (eval --features, ask --explain)."""
+    if coverage is None:
+        return None
+    return {
+        "covered": coverage.covered,
+        "reason": coverage.reason,
+        "unknown_words": coverage.unknown_words(),
+        "unknown_share": coverage.unknown_share,
+        "unknown_weight": coverage.unknown_weight,
+        "topic": coverage.topic,
+        "intents": list(coverage.intents),
+        "level": coverage.level,
+    }

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_service.corpus import Flag
+
+CoverageIntent = Literal["cost", "insurance", "referral", "booking", "population"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -75,16 +77,37 @@ class Settings(BaseSettings):
     )
 
     answer_threshold: float = Field(
-        0.46,
+        0.44,
         ge=0.0,
         le=1.0,
         description="Minimum confidence (calibrated probability that the answer is right) for an answer.",
     )
     clarify_margin: float = Field(
-        0.4,
+        0.45,
         ge=0.0,
         le=10.0,
         description="A different on-topic answer this close (in off-topic standard deviations) gives clarify.",
+    )
+    coverage_check: bool = Field(
+        True, description="Decline questions on topics the corpus does not cover, however close they sound."
+    )
+    coverage_unknown_share: float = Field(
+        0.33,
+        ge=0.0,
+        le=1.0,
+        description="Share of a question's informative words (by rarity in general English) that no entry uses, from "
+        "which it is not covered (unless it names one of the corpus's own topic words).",
+    )
+    coverage_level: float = Field(
+        1.0,
+        ge=-10.0,
+        le=10.0,
+        description="How far (standard deviations) the best match must score above questions on topics the corpus "
+        "lacks (measured at build time) to count as covered.",
+    )
+    coverage_intents: list[CoverageIntent] = Field(
+        default_factory=lambda: list(get_args(CoverageIntent)),
+        description="Requests not covered when no entry's question or alternate mentions them.",
     )
     default_top_k: int = Field(3, ge=1, le=20, description="Alternatives returned when a request omits top_k.")
     max_question_chars: int = Field(1000, ge=10, le=20000, description="Longest question accepted (characters).")
@@ -114,6 +137,11 @@ class Settings(BaseSettings):
         None, description="API key of the admin endpoints (Authorization: Bearer KEY); unset: admin disabled."
     )
 
+    uncovered_message: str = Field(
+        "Our FAQ does not cover that topic, so I cannot answer it here. Please contact the clinic and our staff will "
+        "help you.",
+        description="Message of a no_answer reply to a question on a topic the corpus does not cover.",
+    )
     fallback_message: str = Field(
         "Sorry, I could not find an answer to that in our FAQ. Please contact the clinic and our staff will help you.",
         description="Message of a no_answer reply.",

@@ -5,6 +5,7 @@ import pytest
 from qa_service.answering import Answerer, Candidate, DecisionPolicy, decide, normalize_question, sentence_views
 from qa_service.calibration import ConfidenceModel
 from qa_service.corpus import FaqEntry
+from qa_service.coverage import Coverage
 from qa_service.engine import load_engine
 from qa_service.errors import InvalidQuestionError
 from qa_service.settings import Settings
@@ -32,11 +33,13 @@ MODEL = ConfidenceModel(
 )
 
 
-def cand(entry_id: str, score: float, duplicates: tuple[str, ...] = (), answer: str = "") -> Candidate:
+def cand(
+    entry_id: str, score: float, duplicates: tuple[str, ...] = (), answer: str = "", keyword: float = 0.0
+) -> Candidate:
     entry = FaqEntry(
         id=entry_id, question=f"{entry_id}?", answer=answer or f"answer {entry_id}", duplicates=list(duplicates)
     )
-    return Candidate(entry, score, dense_question=score, dense_qa=score)
+    return Candidate(entry, score, dense_question=score, dense_qa=score, keyword=keyword)
 
 
 def ids(candidates: list[Candidate]) -> list[str]:
@@ -71,6 +74,27 @@ def test_close_different_answers_ask_to_clarify() -> None:
     assert ids(decision.alternatives) == ["a", "b", "c"]  # d is 2 standard deviations behind
     assert decision.message == "clarify"
     assert decide([cand("a", 0.80), cand("b", 0.79)], POLICY, MODEL, 1).alternatives[1].entry.id == "b"
+
+
+def test_a_different_answer_holding_clearly_more_of_the_words_is_offered_beside_the_best() -> None:
+    # b is 1.5 standard deviations behind a (not "close"), but holds 50% more of the question's words
+    decision = decide([cand("a", 0.90, keyword=0.3), cand("b", 0.75, keyword=0.8)], POLICY, MODEL, 3)
+    assert decision.status == "clarify" and ids(decision.alternatives) == ["a", "b"]
+    slightly = decide([cand("a", 0.90, keyword=0.3), cand("b", 0.75, keyword=0.5)], POLICY, MODEL, 3)
+    assert slightly.status == "answered"  # 20% more is no disagreement
+    far = decide([cand("a", 0.90, keyword=0.3), cand("b", 0.65, keyword=1.0)], POLICY, MODEL, 3)
+    assert far.status == "answered"  # 2.5 standard deviations behind: the vectors clearly prefer a
+    same = decide([cand("a", 0.90, ("b",), keyword=0.3), cand("b", 0.75, keyword=0.8)], POLICY, MODEL, 3)
+    assert same.status == "answered"  # the same question asked twice is no choice to offer
+
+
+def test_an_uncovered_question_is_declined_however_close_it_sounds() -> None:
+    uncovered = Coverage((), 1.0, 2.0, 0.0, (), 3.0, "unknown_topic")
+    decision = decide([cand("a", 0.9), cand("b", 0.5)], POLICY, MODEL, 3, uncovered)
+    assert decision.status == "no_answer" and decision.answer is None and decision.alternatives == []
+    assert decision.message == POLICY.uncovered_message and decision.coverage is uncovered
+    covered = Coverage((), 0.0, 0.0, 0.5, (), 3.0, None)
+    assert decide([cand("a", 0.9), cand("b", 0.5)], POLICY, MODEL, 3, covered).status == "answered"
 
 
 def test_weak_and_ambiguous_is_not_a_clarify() -> None:

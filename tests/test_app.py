@@ -48,7 +48,7 @@ def test_ask_declines_out_of_scope_questions(client: TestClient) -> None:
     body = client.post("/v1/ask", json={"question": "recipe for banana bread"}).json()
     assert body["status"] == "no_answer"
     assert body["answer"] is None and body["alternatives"] == []
-    assert body["message"].startswith("Sorry, I could not find an answer")
+    assert body["message"].startswith("Our FAQ does not cover that topic")  # words no entry uses
 
 
 def test_fallback_message_is_configurable(
@@ -57,10 +57,13 @@ def test_fallback_message_is_configurable(
     fake_embedder: HashingEmbedder,
     client_for: Callable[[Settings], TestClient],
 ) -> None:
-    settings = make_settings(tmp_path, fallback_message="Call us on 555-0100.")
+    settings = make_settings(tmp_path, fallback_message="Call us on 555-0100.", uncovered_message="Not in our FAQ.")
     build_index(settings, fake_embedder)
     body = client_for(settings).post("/v1/ask", json={"question": "banana bread"}).json()
-    assert body["message"] == "Call us on 555-0100."
+    assert body["message"] == "Not in our FAQ."  # a topic the FAQ does not cover
+    unchecked = make_settings(tmp_path, fallback_message="Call us on 555-0100.", coverage_check=False)
+    body = client_for(unchecked).post("/v1/ask", json={"question": "banana bread"}).json()
+    assert body["message"] == "Call us on 555-0100."  # nothing close enough
 
 
 def test_ask_offers_alternatives_when_two_answers_are_close(client: TestClient) -> None:

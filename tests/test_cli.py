@@ -49,7 +49,7 @@ def test_ask_human_output(project: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "Most episodes of back spasms last for only a few days." in out
     assert "Source: Test FAQ, example.org, https://example.org/faq#duration; quotes Mayo Clinic" in out
     assert main(["ask", "banana bread"]) == 0
-    assert capsys.readouterr().out.startswith("[no_answer] Sorry")
+    assert capsys.readouterr().out.startswith("[no_answer] Our FAQ does not cover that topic")
 
 
 def test_ask_escalates_a_red_flag(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,6 +169,7 @@ def test_eval_json_prints_exactly_the_metric_keys(project: Path, capsys: pytest.
     # the last query is labelled with d-1 but matches d-2 best; d-1 ranks third (1/3)
     assert metrics == {
         "p_at_1": 0.75,
+        "wrong_answer_rate": 0.25,  # that last query's reply shows d-2 alone
         "mrr_at_10": 0.8333,
         "recall_at_5": 1.0,
         "answered_correct": 0.75,
@@ -308,3 +309,18 @@ def test_serve_passes_the_access_log_setting_to_the_server(
         monkeypatch.setenv("QA_ACCESS_LOG", value)
     assert main(["serve"]) == 0
     assert calls and calls[0]["access_log"] is expected
+
+
+def test_ask_explain_says_how_coverage_was_judged(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "how much does a massage cost", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "[no_answer] Our FAQ does not cover that topic" in out
+    assert "coverage: NOT covered (intent:cost)" in out and "requests no entry's question mentions: cost" in out
+    assert main(["ask", "how do I know if I have diabetes", "--explain", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "no_answer"  # stdout stays the API's JSON
+    assert "words no entry uses: diabetes" in captured.err
+    assert main(["ask", "How long do back spasms last?", "--explain"]) == 0
+    assert "coverage: covered" in capsys.readouterr().out

@@ -48,7 +48,12 @@ def test_build_writes_a_complete_manifest(built_settings: Settings) -> None:
         "question_std",
         "qa_mean",
         "qa_std",
+        "uncovered_count",
+        "uncovered_mean",
+        "uncovered_std",
+        "uncovered_p95",
     }
+    assert manifest.calibration["uncovered_count"] >= 100  # the tiny corpus lacks nearly every reference topic
     assert manifest.near_duplicate_pairs == 1 and manifest.near_duplicates_differing == 1  # prevent / prevent-2
     assert manifest.build_settings["exclude_flags"] == ["advert"]
     assert manifest.built_at.endswith("+00:00")

@@ -112,7 +112,37 @@ def test_seed_phrasings_and_off_topic_questions(real_embedder: SentenceTransform
     metrics = score_run(run, policy_from_settings(settings))
     assert metrics["p_at_1"] >= 0.95
     assert metrics["answered_correct"] >= 0.95
+    assert metrics["wrong_answer_rate"] <= 0.02  # a confident wrong answer costs more than a decline
     assert metrics["declined_noanswer"] >= 0.95
+
+
+# The examples of the coverage issue: each sounds like an entry of the bundled FAQ ("How do you know if
+# you have a muscle spasm?") but asks about something it does not cover.
+UNCOVERED_EXAMPLES = [
+    "how do I know if I have diabetes",
+    "what are the symptoms of covid",
+    "what are the signs of a migraine",
+    "how much does an MRI cost at your clinic",
+    "do I need a referral to see a specialist",
+    "what are the symptoms of a urinary tract infection",
+]
+
+
+@pytest.mark.parametrize("half", ["tune", "report"])
+def test_health_questions_the_faq_does_not_cover_are_declined(
+    seed_settings: Settings, real_embedder: SentenceTransformerEmbedder, half: str
+) -> None:
+    """tests/data/uncovered_health.*.jsonl: 421 questions on other conditions, tests, services and
+    medicines, in the shapes patients use, 99 of them sharing words with the FAQ; split by query hash
+    into a half the coverage check was tuned on and a half it was not."""
+    answerer = load_engine(seed_settings, real_embedder).answerer
+    lines = (DATA / f"uncovered_health.{half}.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["query"] for line in lines]
+    decisions = answerer.ask_many(questions)
+    answered = [q for q, d in zip(questions, decisions, strict=True) if d.status in ("answered", "clarify")]
+    assert 1 - len(answered) / len(questions) >= 0.95, answered  # no_answer, or urgent from a red-flag rule
+    for decision in answerer.ask_many(UNCOVERED_EXAMPLES):
+        assert decision.status == "no_answer" and decision.message == seed_settings.uncovered_message
 
 
 def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
