@@ -12,17 +12,15 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from qa_service import __version__
 from qa_service.errors import QaError
-from qa_service.logs import configure_logging
+from qa_service.ops.logs import configure_logging
 from qa_service.settings import Settings
 
 logger = logging.getLogger("qa_service")
@@ -45,7 +43,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.importers import import_into_corpus
+    from qa_service.corpus.importers import import_into_corpus
 
     summary = import_into_corpus(args.source, settings.corpus_dir, name=args.name, fmt=args.format, force=args.force)
     entries = summary.result.entries
@@ -61,7 +59,7 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.corpus import corpus_files, load_corpus
+    from qa_service.corpus.entries import corpus_files, load_corpus
 
     corpus = load_corpus(settings.corpus_dir)
     files = corpus_files(settings.corpus_dir)
@@ -71,8 +69,8 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.engine import red_flags_from_settings
-    from qa_service.evaluation import load_queries
+    from qa_service.answering.redflags import red_flags_from_settings
+    from qa_service.tooling.evaluation import load_queries
 
     rules = red_flags_from_settings(settings)
     print(
@@ -93,10 +91,10 @@ def _cmd_redflags(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.corpus import write_text_atomically
-    from qa_service.engine import load_engine
-    from qa_service.review import build_review, render_markdown
-    from qa_service.storage import SQLiteFeedbackStore
+    from qa_service.answering.engine import load_engine
+    from qa_service.corpus.entries import write_text_atomically
+    from qa_service.ops.review import build_review, render_markdown
+    from qa_service.ops.storage import SQLiteFeedbackStore
 
     _check_output(args.out)
     if not settings.feedback_db.exists():
@@ -117,7 +115,7 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_builds(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.index import BUILDS_DIR, list_builds, read_manifest
+    from qa_service.index.store import BUILDS_DIR, list_builds, read_manifest
 
     current = _current_or_none(settings)
     builds = list_builds(settings.index_dir)
@@ -139,8 +137,8 @@ def _cmd_builds(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.embedder import canonical_model_name
-    from qa_service.index import list_builds, load_index, set_current_build
+    from qa_service.index.store import list_builds, load_index, set_current_build
+    from qa_service.model.embedder import canonical_model_name
 
     current = _current_or_none(settings)
     builds = list_builds(settings.index_dir)
@@ -182,7 +180,7 @@ def _check_output(path: Path | None, *, folder: bool = False) -> None:
 
 
 def _current_or_none(settings: Settings) -> str | None:
-    from qa_service.index import current_build_id
+    from qa_service.index.store import current_build_id
 
     try:
         return current_build_id(settings.index_dir)
@@ -191,8 +189,8 @@ def _current_or_none(settings: Settings) -> str | None:
 
 
 def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.builder import build_index, index_is_current
-    from qa_service.engine import embedder_from_settings
+    from qa_service.build.pipeline import build_index, index_is_current
+    from qa_service.model.embedder import embedder_from_settings
 
     embedder = embedder_from_settings(settings)  # not loaded yet
     if args.if_stale:
@@ -236,7 +234,7 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from qa_service.app import create_app
+    from qa_service.api.app import create_app
 
     uvicorn.run(
         create_app(settings),
@@ -274,9 +272,9 @@ def _print_decision(payload: dict[str, object]) -> None:
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.engine import load_engine
+    from qa_service.answering.engine import load_engine
+    from qa_service.api.schemas import AskResponse
     from qa_service.errors import InvalidQuestionError
-    from qa_service.schemas import AskResponse
 
     try:  # a command line's bytes that are not UTF-8 arrive as half characters (HTTP refuses them itself)
         args.question.encode("utf-8")
@@ -292,7 +290,7 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_decision(response.model_dump(mode="json"))
     if args.explain:
-        from qa_service.coverage import explain
+        from qa_service.answering.coverage import explain
 
         if decision.coverage is None:
             lines = [f"coverage: not judged (a {decision.status} reply is decided before the coverage check)"]
@@ -303,10 +301,11 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.corpus import write_text_atomically
-    from qa_service.engine import embedder_from_settings, policy_from_settings
-    from qa_service.evaluation import feature_rows, headline, run_evaluation, score_run, sweep
-    from qa_service.report import write_report
+    from qa_service.answering.engine import policy_from_settings
+    from qa_service.corpus.entries import write_text_atomically
+    from qa_service.model.embedder import embedder_from_settings
+    from qa_service.tooling.evaluation import feature_rows, headline, run_evaluation, score_run, sweep
+    from qa_service.tooling.report import write_report
 
     _check_output(args.features)  # before minutes of work, not after
     _check_output(args.report, folder=True)
@@ -363,82 +362,20 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service import bench
-    from qa_service.cachefiles import CACHE_DIR
-    from qa_service.engine import embedder_from_settings, load_engine
+    from qa_service.tooling import bench
 
     _check_output(args.out)
-    started = time.perf_counter()
-    plan = bench.BenchPlan.quick() if args.quick else bench.BenchPlan.full()
-    questions = bench.load_questions(args.questions)
-    picked = bench.pick_questions(questions, plan)
-    engine = load_engine(settings)
-    floor = bench.measure_in_process(engine, picked)
-    batched = bench.measure_in_process_batched(engine, picked)
-    env = {
-        "QA_INDEX_DIR": str(settings.index_dir.resolve()),
-        "QA_MODEL": settings.model,
-        "QA_ENCODER_PRECISION": engine.embedder.precision,  # the floor's arithmetic, whatever the server's .env says
-    }
-    kept = settings.index_dir / CACHE_DIR / "bench"  # what later runs reuse: a 44k build, 1M-row indexes
-    http = bench.run_http_benchmark(env, picked, plan)
-    results: dict[str, Any] = {
-        "quick": args.quick,
-        "questions": len(picked),
-        "index": engine.index.manifest.build_id,
-        "entries": engine.index.manifest.entry_count,
-        "encoder_precision": engine.embedder.precision,
-        "in_process_ms": floor.__dict__,
-        "in_process_batch32_ms_per_question": batched,
-        "http": http,
-    }
-    distinct = http["distinct"]
-    results["http_c1_p50_over_floor_p50"] = round(distinct["1"]["latency_ms"]["p50_ms"] / floor.p50_ms, 3)
-    results["throughput_c32_over_c1"] = round(
-        distinct["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
+    results = bench.run_bench(
+        settings,
+        args.questions,
+        quick=args.quick,
+        build_faq=args.build_faq,
+        build_rate_entries=args.build_rate_entries,
+        scale_dataset=args.scale_dataset,
+        scale_rows=args.scale_rows,
+        load=args.load,
+        concurrency=args.concurrency,
     )
-    floor_beside, http_beside = bench.measure_floor_paired(
-        env, engine, picked[: bench.PAIRED_QUESTIONS], picked[-plan.warmup :]
-    )
-    results["floor_paired_ms"] = {"in_process": floor_beside.__dict__, "http_c1": http_beside.__dict__}
-    results["http_c1_over_floor_paired"] = round(http_beside.p50_ms / floor_beside.p50_ms, 3)
-    if plan.compare_unbatched:
-        unbatched = bench.run_http_benchmark({**env, "QA_BATCH_MAX": "1"}, picked, plan, repeated=False)
-        results["unbatched"] = unbatched
-        batched_c1, unbatched_c1 = bench.measure_paired(
-            env, [{}, {"QA_BATCH_MAX": "1"}], picked[: bench.PAIRED_QUESTIONS], picked[-plan.warmup :]
-        )
-        results["c1_paired_ms"] = {"batched": batched_c1.__dict__, "unbatched": unbatched_c1.__dict__}
-        results["c1_p50_batched_over_unbatched"] = round(batched_c1.p50_ms / unbatched_c1.p50_ms, 3)
-        results["throughput_c32_unbatched_over_c1"] = round(
-            unbatched["distinct"]["32"]["requests_per_second"] / distinct["1"]["requests_per_second"], 2
-        )
-    if args.build_faq is not None:
-        from qa_service.evaluation import load_faq
-
-        entries = load_faq(args.build_faq)
-        results["build"] = bench.measure_build(
-            entries,
-            settings,
-            embedder_from_settings(settings),
-            work_dir=kept / bench.rebuild_folder(args.build_faq, settings),
-            rate_entries=args.build_rate_entries,
-        )
-    if args.scale_dataset is not None or args.quick:
-        results["scale"] = bench.run_scale(
-            dataset=args.scale_dataset,
-            queries=args.questions,
-            rows=args.scale_rows,
-            quick=args.quick,
-            model=settings.model,
-            cache=kept,
-        )
-    if args.load:
-        with bench.start_server(env) as server:
-            results["load"] = bench.measure_load(
-                server, questions, total=args.load, concurrency=args.concurrency
-            ).as_dict()
-    results["seconds"] = round(time.perf_counter() - started, 1)
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.json:
@@ -449,45 +386,19 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_service.calibration import (
-        FEATURES,
-        examples_from_features,
-        feature_row_problem,
-        fit_confidence,
-        probability,
-    )
-    from qa_service.importers.common import iter_jsonl_objects, read_text
+    from qa_service.answering.calibration import FEATURES, examples_from_files, fit_confidence, threshold_table
 
-    examples = []
-    for path in args.features:
-        rows = []
-        for where, row in iter_jsonl_objects(read_text(path), path):
-            problem = feature_row_problem(row)
-            if problem:
-                raise QaError(f"{where}: not a row of `qa-service eval --features`: {problem}")
-            rows.append(row)
-        examples += examples_from_features(path.stem, rows)
+    examples = examples_from_files(args.features)
     if not examples:
         print("qa-service: error: no examples in the feature files", file=sys.stderr)
         return 1
     coefficients = fit_confidence(examples)
     print("coefficients (bias, " + ", ".join(FEATURES) + "):")
     print("  " + repr(coefficients))
-    thresholds = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
     print("\nper dataset and threshold: answerable questions answered right / no-answer questions declined")
-    for dataset in sorted({e.dataset for e in examples}):
-        own = [e for e in examples if e.dataset == dataset]
-        answerable = [e for e in own if e.kind == "answerable"]
-        noanswer = [e for e in own if e.kind == "noanswer"]
-        cells = []
-        for threshold in thresholds:
-            accepted = [e for e in own if probability(coefficients, e.features) >= threshold]
-            right = sum(1 for e in accepted if e.correct) / max(1, len(answerable))
-            cell = f"{threshold}: {right:.3f}"
-            if noanswer:
-                cell += f"/{1 - sum(1 for e in accepted if e.kind == 'noanswer') / len(noanswer):.3f}"
-            cells.append(cell)
-        print(f"  {dataset:<12} " + "  ".join(cells))
+    for dataset, cells in threshold_table(coefficients, examples, (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)).items():
+        shown = [f"{t}: {right:.3f}" + ("" if declined is None else f"/{declined:.3f}") for t, right, declined in cells]
+        print(f"  {dataset:<12} " + "  ".join(shown))
     return 0
 
 

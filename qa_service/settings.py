@@ -13,7 +13,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qa_service.corpus import Flag
+from qa_service.corpus.entries import Flag
 
 CoverageIntent = Literal["cost", "insurance", "referral", "booking", "population"]
 
@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: list[str]) -> list[str]:
-        from qa_service.language import CANDIDATE_LANGUAGES
+        from qa_service.answering.language import CANDIDATE_LANGUAGES
 
         unknown = [code for code in value if code not in CANDIDATE_LANGUAGES]
         if unknown:

@@ -7,7 +7,7 @@ WordPiece vocabulary file; by default the default model's vocab.txt.
 import sys
 from pathlib import Path
 
-from qa_service.redflags import COMMON_WORDS_FILE, common_words_from_vocab
+from qa_service.answering.redflags import COMMON_WORDS_FILE, common_words_from_vocab
 
 if len(sys.argv) > 1:
     vocab = Path(sys.argv[1])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.app import create_app
-from qa_service.builder import build_index
-from qa_service.embedder import SentenceTransformerEmbedder
+# every module that makes embedders from settings, imported here so that use_embedder patches them all
+import qa_service.answering.engine
+import qa_service.build.finetune
+import qa_service.model.embedder  # noqa: F401
+from qa_service.api.app import create_app
+from qa_service.build.pipeline import build_index
+from qa_service.model.embedder import SentenceTransformerEmbedder
 from qa_service.settings import DEFAULT_MODEL, Settings
 from tests.fakes import HashingEmbedder
 
@@ -118,3 +123,11 @@ def shared_dataset(name: str) -> Path:
             pytest.fail(f"{path} is missing; CI runs beside ../shared")
         pytest.skip(f"{path} not present (benchmark data lives outside the repo)")
     return path
+
+
+def use_embedder(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> None:
+    """Every command makes ``embedder`` where it would make one from settings (the factory lives in
+    qa_service.model.embedder; modules that imported it hold their own reference)."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("qa_service.") and hasattr(module, "embedder_from_settings"):
+            monkeypatch.setattr(module, "embedder_from_settings", lambda settings, **_: embedder)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from qa_service.embedder import Vectors
+from qa_service.model.embedder import Vectors
 
 
 class HashingEmbedder:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.answering import Answerer, Candidate, DecisionPolicy, decide, normalize_question, sentence_views
-from qa_service.calibration import ConfidenceModel
-from qa_service.corpus import FaqEntry
-from qa_service.coverage import Coverage
-from qa_service.engine import load_engine
+from qa_service.answering.answerer import Answerer, normalize_question, sentence_views
+from qa_service.answering.calibration import ConfidenceModel
+from qa_service.answering.coverage import Coverage
+from qa_service.answering.decision import Candidate, DecisionPolicy, decide
+from qa_service.answering.engine import load_engine
+from qa_service.corpus.entries import FaqEntry
 from qa_service.errors import InvalidQuestionError
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder

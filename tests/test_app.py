@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.builder import build_index
+from qa_service.build.pipeline import build_index
 from qa_service.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes import HashingEmbedder
@@ -180,7 +180,7 @@ def test_an_index_for_another_model_is_refused_at_start(
     built_settings: Settings, client_for: Callable[[Settings], TestClient]
 ) -> None:
     other = built_settings.model_copy(update={"model": "some/other-model"})
-    from qa_service.app import create_app
+    from qa_service.api.app import create_app
 
     with TestClient(create_app(other, embedder=HashingEmbedder(name="some/other-model"))) as client:
         error = assert_error(client.get("/readyz"), 503, "not_ready")
@@ -198,12 +198,12 @@ def test_openapi_docs_describe_the_api(client: TestClient) -> None:
 
 
 def test_unexpected_errors_do_not_leak_internals(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qa_service.answering import Answerer
+    from qa_service.answering.answerer import Answerer
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret /srv/internal/path")
 
-    monkeypatch.setattr(Answerer, "ask_many", explode)
+    monkeypatch.setattr(Answerer, "answer_cleaned", explode)  # what the service calls for a batch
     with TestClient(client.app, raise_server_exceptions=False) as raw:
         error = assert_error(raw.post("/v1/ask", json={"question": "hi"}), 500, "internal_error")
     assert "secret" not in error["message"]

@@ -11,12 +11,13 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.answering import Answerer, Decision
-from qa_service.app import create_app
-from qa_service.batching import AnswerCache, MicroBatcher
-from qa_service.embedder import Vectors
-from qa_service.engine import load_engine
-from qa_service.index import search_threads
+from qa_service.answering.answerer import Answerer
+from qa_service.answering.batching import AnswerCache, MicroBatcher
+from qa_service.answering.decision import Decision
+from qa_service.answering.engine import load_engine
+from qa_service.api.app import create_app
+from qa_service.index.store import search_threads
+from qa_service.model.embedder import Vectors
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder
 
@@ -133,14 +134,14 @@ def test_a_question_that_fails_does_not_fail_the_rest_of_its_batch(
 ) -> None:
     gated = GatedEmbedder()
     answerer = load_engine(built_settings, gated).answerer
-    original = answerer.ask_many
+    original = answerer.answer_cleaned
 
     def fragile(questions: Sequence[str], top_k: int | Sequence[int] = 3) -> list[Decision]:
         if any("poison" in question for question in questions):
             raise RuntimeError("cannot answer poison")
         return original(questions, top_k)
 
-    monkeypatch.setattr(answerer, "ask_many", fragile)
+    monkeypatch.setattr(answerer, "answer_cleaned", fragile)
     with busy(answerer, gated) as (batcher, first):
         good = batcher.submit(answerer, "How long do back spasms last?", 3)
         bad = batcher.submit(answerer, "poison question", 3)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from qa_service import bench
-from qa_service.bench import BenchPlan
 from qa_service.errors import QaError
-from qa_service.loadgen import Run
 from qa_service.settings import Settings
+from qa_service.tooling import bench
+from qa_service.tooling.bench import BenchPlan
+from qa_service.tooling.loadgen import Run
 
 
 def test_every_level_asks_the_same_questions_once_in_alternating_order(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from qa_service.calibration import (
+from qa_service.answering.calibration import (
     FEATURES,
     ConfidenceModel,
     examples_from_features,

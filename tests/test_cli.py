@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qa_service import engine as engine_module
 from qa_service.cli import main
-from qa_service.evaluation import METRIC_KEYS, NOANSWER_KEY
-from tests.conftest import DATA
+from qa_service.tooling.evaluation import METRIC_KEYS, NOANSWER_KEY
+from tests.conftest import DATA, use_embedder
 from tests.fakes import HashingEmbedder
 
 
@@ -21,7 +20,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "corpus").mkdir()
     shutil.copy(DATA / "tiny_corpus.yaml", tmp_path / "corpus" / "tiny.yaml")
     fake = HashingEmbedder()
-    monkeypatch.setattr(engine_module, "embedder_from_settings", lambda settings: fake)
+    use_embedder(monkeypatch, fake)
     monkeypatch.setenv("QA_MODEL", fake.name)
     monkeypatch.setenv("QA_ANSWER_THRESHOLD", "0.5")
     monkeypatch.setenv("QA_LOG_LEVEL", "WARNING")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.corpus import FaqEntry, Source, dump_corpus, load_corpus, load_corpus_file
+from qa_service.corpus.entries import FaqEntry, Source, dump_corpus, load_corpus, load_corpus_file
 from qa_service.errors import CorpusError
 from tests.conftest import DATA
 

@@ -9,9 +9,7 @@ from typing import get_args
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.builder import build_index, index_is_current, keyword_texts
-from qa_service.corpus import FaqEntry
-from qa_service.coverage import (
+from qa_service.answering.coverage import (
     INTENTS,
     CorpusCoverage,
     CoverageRules,
@@ -19,8 +17,10 @@ from qa_service.coverage import (
     question_words,
     uncovered_reference_questions,
 )
-from qa_service.index import read_manifest
-from qa_service.keywords import KeywordIndex
+from qa_service.build.pipeline import build_index, index_is_current, keyword_texts
+from qa_service.corpus.entries import FaqEntry
+from qa_service.index.keywords import KeywordIndex
+from qa_service.index.store import read_manifest
 from qa_service.settings import CoverageIntent, Settings
 from tests.conftest import make_settings
 from tests.fakes import HashingEmbedder

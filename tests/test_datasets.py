@@ -7,7 +7,7 @@ import json
 import pytest
 
 from qa_service.cli import main
-from qa_service.evaluation import METRIC_KEYS
+from qa_service.tooling.evaluation import METRIC_KEYS
 from tests.conftest import shared_dataset
 
 pytestmark = [pytest.mark.model, pytest.mark.datasets]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa_service.corpus import FaqEntry
-from qa_service.duplicates import answer_overlap, find_near_duplicates
+from qa_service.corpus.duplicates import answer_overlap, find_near_duplicates
+from qa_service.corpus.entries import FaqEntry
 
 
 def test_pairs_by_meaning_and_whether_answers_agree() -> None:

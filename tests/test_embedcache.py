@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service import duplicates as duplicates_module
-from qa_service.builder import build_index, index_is_current
-from qa_service.corpus import FaqEntry, dump_corpus, load_corpus
-from qa_service.duplicates import KnownPairs, find_near_duplicates
-from qa_service.embedcache import CACHE_DIR, EmbeddingCache
-from qa_service.embedder import Vectors
-from qa_service.index import BUILDS_DIR, NEAR_DUPLICATES, load_index
+from qa_service.build.pipeline import build_index, index_is_current
+from qa_service.corpus import duplicates as duplicates_module
+from qa_service.corpus.duplicates import KnownPairs, find_near_duplicates
+from qa_service.corpus.entries import FaqEntry, dump_corpus, load_corpus
+from qa_service.index.embedcache import CACHE_DIR, EmbeddingCache
+from qa_service.index.store import BUILDS_DIR, NEAR_DUPLICATES, load_index
+from qa_service.model.embedder import Vectors
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.embedder import (
+from qa_service.model.embedder import (
     SentenceTransformerEmbedder,
     fixed_batches,
     folder_digest,

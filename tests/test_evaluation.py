@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qa_service.coverage import Coverage
-from qa_service.evaluation import EvalRun, LabelledQuery, score_run
+from qa_service.answering.coverage import Coverage
+from qa_service.tooling.evaluation import EvalRun, LabelledQuery, score_run
 from tests.test_answering import POLICY, cand
 
 

@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service import engine as engine_module
-from qa_service.builder import build_index
+from qa_service.build.pipeline import build_index
 from qa_service.cli import main
-from qa_service.corpus import dump_corpus, load_corpus_file
+from qa_service.corpus.entries import dump_corpus, load_corpus_file
 from qa_service.errors import StorageError
-from qa_service.privacy import scrub
+from qa_service.ops.privacy import scrub
+from qa_service.ops.storage import DAY, SQLiteFeedbackStore, UnansweredRecord, UnansweredRecorder
 from qa_service.settings import Settings
-from qa_service.storage import DAY, SQLiteFeedbackStore, UnansweredRecord, UnansweredRecorder
-from tests.conftest import ROOT
+from tests.conftest import ROOT, use_embedder
 from tests.fakes import HashingEmbedder
 
 
@@ -50,7 +49,7 @@ def test_scrub_of_a_long_run_without_identifiers_cannot_stall_a_request(run: str
     # Feedback is scrubbed while the request holds the interpreter: the address pattern used to restart
     # inside every run of address characters, over a minute for 100k characters (quadratic); now
     # linear. `re` never lets go of the interpreter, so the check runs in a process of its own.
-    script = f"from qa_service.privacy import scrub; text = {run}; print(scrub(text) == ({expected!r} or text))"
+    script = f"from qa_service.ops.privacy import scrub; text = {run}; print(scrub(text) == ({expected!r} or text))"
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "True", done.stderr
 
@@ -100,7 +99,7 @@ def test_stored_questions_expire_after_the_retention_period(tmp_path: Path) -> N
 WRITER = """
 import sys
 from pathlib import Path
-from qa_service.storage import SQLiteFeedbackStore
+from qa_service.ops.storage import SQLiteFeedbackStore
 store = SQLiteFeedbackStore(Path(sys.argv[1]), retention_days=30)
 for number in range(1, 100000):
     store.add_feedback(f"entry-{number}", number % 2 == 0, None, None)
@@ -211,7 +210,7 @@ def test_the_recorder_outlives_a_failed_write_and_drops_past_its_limit(
 
     store.add_unanswered_many = fails_first  # type: ignore[method-assign]
     recorder = UnansweredRecorder(store, limit=3)
-    with caplog.at_level(logging.WARNING, logger="qa_service.storage"):
+    with caplog.at_level(logging.WARNING, logger="qa_service.ops.storage"):
         recorder.record("q0", "no_answer", [])
         assert writing.wait(5)  # the writer holds q0
         for number in range(1, 6):  # q1-q3 wait in the queue, q4 and q5 find it full
@@ -242,7 +241,7 @@ def test_adding_a_suggested_phrasing_makes_the_question_answerable(
     corpus_file = project / "corpus" / "tiny.yaml"
     corpus_file.write_text((ROOT / "tests" / "data" / "tiny_corpus.yaml").read_text())
     fake = HashingEmbedder()
-    monkeypatch.setattr(engine_module, "embedder_from_settings", lambda settings: fake)
+    use_embedder(monkeypatch, fake)
     for name, value in {"QA_MODEL": fake.name, "QA_ANSWER_THRESHOLD": "0.5", "QA_RECORD_UNANSWERED": "true"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(project)
@@ -250,7 +249,7 @@ def test_adding_a_suggested_phrasing_makes_the_question_answerable(
 
     settings = Settings()
     build_index(settings, fake)
-    from qa_service.app import create_app
+    from qa_service.api.app import create_app
 
     with TestClient(create_app(settings, embedder=fake)) as client:
         assert client.post("/v1/ask", json={"question": question}).json()["status"] == "no_answer"

@@ -10,11 +10,16 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from qa_service.builder import build_index, index_is_current
-from qa_service.corpus import dump_corpus, load_corpus
-from qa_service.embedder import SentenceTransformerEmbedder, folder_digest, resolve_model_path
-from qa_service.engine import embedder_from_settings, load_engine
-from qa_service.index import load_index
+from qa_service.answering.engine import load_engine
+from qa_service.build.pipeline import build_index, index_is_current
+from qa_service.corpus.entries import dump_corpus, load_corpus
+from qa_service.index.store import load_index
+from qa_service.model.embedder import (
+    SentenceTransformerEmbedder,
+    embedder_from_settings,
+    folder_digest,
+    resolve_model_path,
+)
 from qa_service.settings import DEFAULT_MODEL
 from tests.conftest import make_settings
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.guards import RequestIds, TokenBuckets
-from qa_service.logs import configure_logging
+from qa_service.api.guards import RequestIds, TokenBuckets
+from qa_service.ops.logs import configure_logging
 from qa_service.settings import Settings
 
 
@@ -125,4 +125,4 @@ def test_json_logs_carry_the_request_id_and_question_text_only_when_asked(
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert "secret banana" not in json.dumps(lines)
     [asked] = [line for line in lines if "open banana" in line["message"]]
-    assert asked["request_id"] == "r-2" and asked["logger"] == "qa_service.app"
+    assert asked["request_id"] == "r-2" and asked["logger"] == "qa_service.api.routes.questions"

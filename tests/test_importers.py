@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from qa_service.cli import main
-from qa_service.corpus import load_corpus, load_corpus_file
+from qa_service.corpus.entries import load_corpus, load_corpus_file
+from qa_service.corpus.importers import import_into_corpus, read_import_file
+from qa_service.corpus.importers.scraped_page import extract_quotes, parse_scraped_page
 from qa_service.errors import CorpusError
-from qa_service.importers import import_into_corpus, read_import_file
-from qa_service.importers.scraped_page import extract_quotes, parse_scraped_page
 from tests.conftest import DATA, ROOT, SEED_PAGE
 
 RAW = SEED_PAGE.read_text(encoding="utf-8")

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service import index as index_module
-from qa_service.builder import build_index, entry_texts, prepare_build
-from qa_service.corpus import load_corpus
+from qa_service.build.pipeline import build_index, entry_texts, prepare_build
+from qa_service.corpus.entries import load_corpus
 from qa_service.errors import IndexMismatchError, IndexUnavailableError
-from qa_service.index import current_build_id, list_builds, load_index, set_current_build
+from qa_service.index import store as index_module
+from qa_service.index.store import current_build_id, list_builds, load_index, set_current_build
 from qa_service.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes import HashingEmbedder
@@ -178,7 +178,7 @@ def test_model_mismatch_is_refused_with_a_clear_message(built_settings: Settings
 
 
 def test_dimension_mismatch_is_refused(built_settings: Settings) -> None:
-    from qa_service.engine import load_engine
+    from qa_service.answering.engine import load_engine
 
     other = HashingEmbedder(dimension=128)  # same name, other vector size
     with pytest.raises(IndexMismatchError, match="dimension 256 but model 'test/hashing-embedder' produces 128"):
@@ -249,7 +249,7 @@ def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(
 ) -> None:
     import fcntl
 
-    from qa_service.builder import BUILD_LOCK
+    from qa_service.build.pipeline import BUILD_LOCK
     from qa_service.errors import BuildInProgressError
 
     served = current_build_id(built_settings.index_dir)
@@ -278,7 +278,7 @@ def test_a_manifest_from_before_index_kinds_still_loads(
 def test_an_approximate_index_ranks_like_the_exact_one(
     tiny_settings: Settings, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qa_service.retrieval import RankingWeights, Retriever
+    from qa_service.answering.retrieval import RankingWeights, Retriever
 
     questions = ["When will my back spasm go away?", "Can I prevent spasms?", "Is surgery needed?"]
     vectors = fake_embedder.encode(questions)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from qa_service.app import create_app
-from qa_service.bench import BenchPlan, render
+from qa_service.answering.engine import load_engine, policy_from_settings
+from qa_service.api.app import create_app
 from qa_service.cli import main
-from qa_service.embedder import SentenceTransformerEmbedder
-from qa_service.engine import load_engine, policy_from_settings
-from qa_service.evaluation import run_evaluation, score_run
+from qa_service.model.embedder import SentenceTransformerEmbedder
 from qa_service.settings import DEFAULT_MODEL, Settings
+from qa_service.tooling.bench import BenchPlan, render
+from qa_service.tooling.evaluation import run_evaluation, score_run
 from tests.conftest import DATA, ROOT, SEED_PAGE
 
 pytestmark = pytest.mark.model
@@ -146,7 +146,7 @@ def test_health_questions_the_faq_does_not_cover_are_declined(
 
 
 def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    """The harness works end to end (how fast is for BENCHMARKS.md, not for tests)."""
+    """The harness works end to end (how fast is for docs/benchmarks.md, not for tests)."""
     args = ["--index-dir", str(seed_settings.index_dir), "--model", seed_settings.model]
     questions = str(DATA / "seed_queries.jsonl")
     build_faq = str(DATA / "tiny_corpus.yaml")

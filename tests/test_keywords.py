@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.keywords import KeywordIndex, TermCache, tokenize
+from qa_service.index.keywords import KeywordIndex, TermCache, tokenize
 
 
 def test_tokenize_drops_stopwords_and_light_stems() -> None:

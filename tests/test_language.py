@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from qa_service import language
-from qa_service.language import LanguageGuard, language_list
+from qa_service.answering import language
+from qa_service.answering.language import LanguageGuard, language_list
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_batch_scorer_that_disagrees_with_py3langid_is_not_used(
     original = language._BatchScorer.probabilities
     monkeypatch.setattr(language._BatchScorer, "probabilities", lambda self, texts: original(self, texts)[:, ::-1])
     guard = LanguageGuard(["en"])
-    with caplog.at_level(logging.WARNING, logger="qa_service.language"):
+    with caplog.at_level(logging.WARNING, logger="qa_service.answering.language"):
         found = guard.detect_many(MIXED)
     assert guard._batch is None and "differ" in caplog.text
     assert found[0] is None and found[1] == "es" and found[2] == "de"  # py3langid text by text

@@ -1,5 +1,5 @@
 """The benchmark's load generator against small scripted servers: what it counts must be right,
-or every figure in BENCHMARKS.md is wrong."""
+or every figure in docs/benchmarks.md is wrong."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qa_service.loadgen import Run, drive, drive_beside, drive_paired, post_json, server_time
+from qa_service.tooling.loadgen import Run, drive, drive_beside, drive_paired, post_json, server_time
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

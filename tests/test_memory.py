@@ -1,4 +1,4 @@
-"""Handing the encoder's freed memory back to the system (see qa_service/memory.py)."""
+"""Handing the encoder's freed memory back to the system (see qa_service/model/memory.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qa_service.memory import HeapTrimmer, settle_heap
+from qa_service.model.memory import HeapTrimmer, settle_heap
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from qa_service.index import current_build_id
+from qa_service.index.store import current_build_id
 from qa_service.settings import Settings
 
 

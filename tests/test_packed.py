@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qa_service.embedder import SentenceTransformerEmbedder
 from qa_service.errors import ModelLoadError
-from qa_service.packed import (
+from qa_service.model.embedder import SentenceTransformerEmbedder
+from qa_service.model.packed import (
     CHECK_FILE,
     PACKED_MAX_TOKENS,
     PackedEncoder,
@@ -44,7 +44,7 @@ def test_groups_respect_the_token_and_text_limits() -> None:
 
 def test_a_model_on_another_device_keeps_the_library(caplog: pytest.LogCaptureFixture) -> None:
     on_gpu = SimpleNamespace(device="cuda:0", tokenizer=SimpleNamespace(padding_side="right"))
-    with caplog.at_level(logging.INFO, logger="qa_service.packed"):
+    with caplog.at_level(logging.INFO, logger="qa_service.model.packed"):
         assert packed_encoder(on_gpu) is None
     assert "cuda:0" in caplog.text
 
@@ -78,7 +78,7 @@ def test_a_model_the_packed_encoder_cannot_run_keeps_the_library(
 
     transformer = exact._model[0]
     cls_pooled = SentenceTransformer(modules=[transformer, models.Pooling(384, pooling_mode="cls")], device="cpu")
-    with caplog.at_level(logging.INFO, logger="qa_service.packed"):
+    with caplog.at_level(logging.INFO, logger="qa_service.model.packed"):
         assert packed_encoder(cls_pooled) is None
     assert "pooling" in caplog.text
 
@@ -93,7 +93,7 @@ def test_a_packed_encoder_that_disagrees_with_the_library_is_not_used(
         return original(self, features) * 1.001
 
     monkeypatch.setattr(PackedEncoder, "encode", off_by_a_little)
-    with caplog.at_level(logging.WARNING, logger="qa_service.packed"):
+    with caplog.at_level(logging.WARNING, logger="qa_service.model.packed"):
         assert packed_encoder(exact._model) is None
     assert "differ" in caplog.text
 
@@ -121,7 +121,7 @@ def test_a_direct_tokenizer_that_disagrees_with_the_library_is_not_used(
         return {**features, "attention_mask": features["attention_mask"] * 0 + 1}
 
     monkeypatch.setattr(exact._model, "preprocess", padding_counted_as_text)
-    with caplog.at_level(logging.WARNING, logger="qa_service.packed"):
+    with caplog.at_level(logging.WARNING, logger="qa_service.model.packed"):
         assert direct_tokenizer(exact._model) is None
     assert "differ" in caplog.text
 
@@ -149,7 +149,7 @@ def test_a_saved_model_loads_without_the_library_and_gives_its_vectors(
     assert np.abs(direct.encode(_MIXED[:1]) - library[:1]).max() < 1e-5
     # what a fast start rests on: a process answering from the folder never imports the libraries
     script = (
-        "import sys; from pathlib import Path; from qa_service.embedder import SentenceTransformerEmbedder as E; "
+        "import sys; from pathlib import Path; from qa_service.model.embedder import SentenceTransformerEmbedder as E; "
         f"e = E('m', path=Path({str(saved)!r}), precision='float32'); e.encode(['back pain']); "
         "print(sorted(m for m in ('sentence_transformers', 'transformers', 'sklearn') if m in sys.modules))"
     )
@@ -190,7 +190,7 @@ def test_a_folder_the_direct_load_cannot_reproduce_loads_through_the_library(
     else:
         (folder / "model.safetensors").write_bytes(b"")
     embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="float32", path=folder)
-    with caplog.at_level(logging.INFO, logger="qa_service.packed"):
+    with caplog.at_level(logging.INFO, logger="qa_service.model.packed"):
         if damage == "weights missing":  # the library cannot read it either: a clear load error
             with pytest.raises(ModelLoadError):
                 embedder.load()

@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qa_service.corpus import load_corpus_file
+from qa_service.corpus.entries import load_corpus_file
+from qa_service.corpus.importers.scraped_page import parse_scraped_page
+from qa_service.corpus.importers.tabular import parse_csv, parse_jsonl
 from qa_service.errors import CorpusError
-from qa_service.importers.scraped_page import parse_scraped_page
-from qa_service.importers.tabular import parse_csv, parse_jsonl
 
 # Text with the characters that break parsers: controls, zero-width, RTL marks, quotes, emoji, YAML syntax.
 NASTY = st.text(

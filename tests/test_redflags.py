@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from qa_service.answering.redflags import BUNDLED_RULES, RedFlagRules, common_words, common_words_from_vocab
 from qa_service.cli import main
 from qa_service.errors import RulesError
-from qa_service.redflags import BUNDLED_RULES, RedFlagRules, common_words, common_words_from_vocab
 from qa_service.settings import Settings
 from tests.conftest import DATA, make_settings
 

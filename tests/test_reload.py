@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from qa_service.builder import build_index
+from qa_service.build.pipeline import build_index
 from qa_service.cli import main
-from qa_service.corpus import dump_corpus, load_corpus
-from qa_service.index import BUILDS_DIR, VECTORS, current_build_id, list_builds, load_index
+from qa_service.corpus.entries import dump_corpus, load_corpus
+from qa_service.index.store import BUILDS_DIR, VECTORS, current_build_id, list_builds, load_index
 from qa_service.settings import Settings
 from tests.conftest import ROOT
 from tests.fakes import HashingEmbedder
@@ -201,7 +201,7 @@ BUILDER = """
 import sys
 import threading
 from pathlib import Path
-from qa_service.builder import build_index
+from qa_service.build.pipeline import build_index
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder
 settings = Settings(_env_file=None, corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]),
@@ -276,7 +276,7 @@ def test_the_model_is_loaded_on_threads_that_end_with_the_load(admin_settings: S
             super().load()
 
     embedder = Recording()
-    from qa_service.app import create_app
+    from qa_service.api.app import create_app
 
     with TestClient(create_app(admin_settings, embedder=embedder)) as client:
         publish(admin_settings, HashingEmbedder(), "Usually a few days; see a clinician if it lasts longer.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from qa_service.answering import sentence_views
-from qa_service.index import FIELD_NAMES, FaqIndex, load_index
-from qa_service.retrieval import RankingWeights, Retriever
+from qa_service.answering.answerer import sentence_views
+from qa_service.answering.retrieval import RankingWeights, Retriever
+from qa_service.index.store import FIELD_NAMES, FaqIndex, load_index
 from qa_service.settings import Settings
 from tests.fakes import HashingEmbedder
 

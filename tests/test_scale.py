@@ -7,11 +7,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from qa_service import index as index_module
-from qa_service import scale as scale_module
-from qa_service.corpus import FaqEntry
-from qa_service.embedder import SentenceTransformerEmbedder
-from qa_service.index import (
+from qa_service.corpus.entries import FaqEntry
+from qa_service.index import store as index_module
+from qa_service.index.store import (
     BUILDS_DIR,
     MANIFEST,
     BuildContent,
@@ -23,7 +21,9 @@ from qa_service.index import (
     search_threads,
     vector_index_kind,
 )
-from qa_service.scale import (
+from qa_service.model.embedder import SentenceTransformerEmbedder
+from qa_service.tooling import scale as scale_module
+from qa_service.tooling.scale import (
     dataset_texts,
     encode_cached,
     encode_dataset,

@@ -1,6 +1,6 @@
 """Schemathesis: requests generated from the service's own OpenAPI schema (valid and invalid ones)
 get no 5xx, and every response matches the schema. CI runs a subset (SCHEMATHESIS_EXAMPLES per
-operation, 60 by default); the full run is in BENCHMARKS.md."""
+operation, 60 by default); the full run is in docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from qa_service.app import create_app
-from qa_service.builder import build_index
+from qa_service.api.app import create_app
+from qa_service.build.pipeline import build_index
 from tests.conftest import make_settings
 from tests.fakes import HashingEmbedder
 

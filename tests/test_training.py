@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from qa_service.builder import GENTLE, THOROUGH, training_strength
-from qa_service.corpus import FaqEntry
+from qa_service.build.finetune import GENTLE, THOROUGH, epochs_for, plan_training, training_pairs, training_strength
+from qa_service.corpus.entries import FaqEntry
 from qa_service.settings import Settings
-from qa_service.training import epochs_for, plan_training, training_pairs
 
 
 def entry(entry_id: str, question: str, answer: str, alternates: tuple[str, ...] = ()) -> FaqEntry:

@@ -4,6 +4,7 @@ How the widget behaves in a browser is tested in test_widget_browser.py."""
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from qa_service.api.widget import STATIC_DIR
 from qa_service.settings import Settings
-from qa_service.web import STATIC_DIR
 from tests.conftest import ROOT, make_settings
 
 WIDGET_FILES = {"/widget.js": "text/javascript; charset=utf-8", "/widget.css": "text/css; charset=utf-8"}
@@ -111,9 +112,7 @@ def test_the_widget_never_parses_text_as_html() -> None:
 
 
 def test_static_files_are_package_data() -> None:
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    package_data = re.search(r"^qa_service = \[(.*)\]$", pyproject, flags=re.MULTILINE)
-    assert package_data is not None
-    patterns = re.findall(r'"([^"]+)"', package_data.group(1))
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["qa_service.api"]
     for path in STATIC_DIR.iterdir():
         assert any(path.relative_to(STATIC_DIR.parent).match(pattern) for pattern in patterns), path.name

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from qa_service.bench import free_port, start_server
-from qa_service.builder import build_index
-from qa_service.embedder import SentenceTransformerEmbedder
+from qa_service.build.pipeline import build_index
+from qa_service.model.embedder import SentenceTransformerEmbedder
 from qa_service.settings import DEFAULT_MODEL, Settings
+from qa_service.tooling.bench import free_port, start_server
 from tests.conftest import DATA, ROOT
 
 if TYPE_CHECKING:

@@ -1,0 +1,193 @@
+"""The running service: the engine being served, its reloads, the answer cache and micro-batcher, feedback storage.
+
+Core, no HTTP: the API (``qa_service.api``) holds one ``ServiceState`` and calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from qa_service.answering.batching import AnswerCache, MicroBatcher
+from qa_service.answering.decision import Decision
+from qa_service.answering.engine import Engine, load_engine
+from qa_service.answering.redflags import RedFlagRules, red_flags_from_settings
+from qa_service.errors import (
+    QaError,
+    ReloadError,
+    StorageError,
+)
+from qa_service.index.store import current_build_id, set_search_threads
+from qa_service.model.embedder import Embedder
+from qa_service.model.memory import HeapTrimmer, settle_heap
+from qa_service.ops.metrics import Metrics
+from qa_service.ops.storage import FeedbackStore, SQLiteFeedbackStore, UnansweredRecorder
+from qa_service.settings import Settings
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+# faiss threads for the batcher's searches. One: a search of a batch takes microseconds to a few
+# milliseconds, and a second OpenMP pool spinning beside torch's on two cores slowed it down (see
+# docs/benchmarks.md); the other core is better left to the event loop.
+SERVICE_SEARCH_THREADS = 1
+
+
+class ServiceState:
+    """What the running service holds: the engine once loaded, or why it is not ready."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.metrics = metrics or Metrics()
+        self.engine: Engine | None = None
+        self.red_flags: RedFlagRules | None = None
+        self.not_ready_reason: str | None = "starting"
+        self.store: FeedbackStore | None = None
+        self.recorder: UnansweredRecorder | None = None
+        self.store_error: str | None = None
+        self.reload_error: str | None = None
+        self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
+        self._reload_lock = threading.Lock()
+        self.cache = AnswerCache(settings.cache_size)
+        self.batcher = MicroBatcher(
+            max_batch=settings.batch_max,
+            window=settings.batch_window_ms / 1000,
+            on_batch=self.metrics.batch_size.observe,
+            after_batch=HeapTrimmer().maybe_trim,  # keeps resident memory flat under load
+            on_start=lambda: set_search_threads(SERVICE_SEARCH_THREADS),
+        )
+
+    async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:
+        """The decision for one question: from the cache, or batched with others asked meanwhile."""
+        text = engine.answerer.clean(question)  # an invalid question fails here, never in a batch
+        # the cleaned text: questions that differ only in Unicode form, invisible characters or
+        # spacing share an entry
+        key = (engine.index.manifest.build_id, text, top_k)
+        cached = self.cache.get(key)
+        self.metrics.cache.labels(result="miss" if cached is None else "hit").inc()
+        if cached is not None:
+            return cached
+        decision = await asyncio.wrap_future(self.batcher.submit(engine.answerer, text, top_k))
+        self.cache.put(key, decision)
+        return decision
+
+    def reload(self) -> bool:
+        """Serve the build CURRENT names now, if it is new: load it fully, then swap.
+
+        Requests in flight finish on the engine they started with; a build that fails to load is
+        refused (ReloadError) and the previous engine keeps serving. Returns whether it swapped."""
+        with self._reload_lock:
+            try:
+                build_id = current_build_id(self.settings.index_dir)
+                if self.engine is not None and build_id == self.engine.index.manifest.build_id:
+                    self.reload_error = self.refused_build = None  # e.g. rolled back to the build being served
+                    return False
+                red_flags = red_flags_from_settings(self.settings)
+                engine = load_engine(self.settings, self.embedder, red_flags)
+            except QaError as exc:
+                self.metrics.reloads.labels(result="failure").inc()
+                self.reload_error = exc.message
+                self.refused_build = _pointer(self.settings.index_dir)
+                logger.error("new index refused, the previous one keeps serving: %s", exc.message)
+                raise ReloadError(f"new index refused, the previous one keeps serving: {exc.message}") from None
+            self.red_flags, self.engine = red_flags, engine
+            self.cache.clear()  # keyed by build, so never stale; cleared to free the old build's entries
+            self.not_ready_reason = self.reload_error = self.refused_build = None
+            self.metrics.reloads.labels(result="success").inc()
+            self._report_serving()
+            logger.info("now serving index build %s", engine.index.manifest.build_id)
+            return True
+
+    def _report_serving(self) -> None:
+        if self.engine is not None:
+            manifest = self.engine.index.manifest
+            self.metrics.serving(manifest.build_id, manifest.model, manifest.entry_count)
+
+    def published_build_changed(self) -> bool:
+        """Whether CURRENT names a build other than the one served (and not one already refused)."""
+        pointer = _pointer(self.settings.index_dir)
+        served = self.engine.index.manifest.build_id if self.engine is not None else None
+        return pointer is not None and pointer != served and pointer != self.refused_build
+
+    def load(self) -> None:
+        try:
+            # the emergency rules load first and on their own: red flags are answered even while the
+            # index is unavailable, and nothing is answered without them
+            self.red_flags = red_flags_from_settings(self.settings)
+            self.engine = load_engine(self.settings, self.embedder, self.red_flags)
+            self.not_ready_reason = None
+            self._report_serving()
+            settle_heap()
+        except QaError as exc:
+            self.engine = None
+            self.not_ready_reason = exc.message
+            logger.error("not ready: %s", exc.message)
+        try:
+            self.store = SQLiteFeedbackStore(self.settings.feedback_db, retention_days=self.settings.retention_days)
+            self.recorder = UnansweredRecorder(self.store)
+        except StorageError as exc:  # answering goes on; feedback and recording report the problem
+            self.store_error = exc.message
+            logger.error("feedback storage unavailable: %s", exc.message)
+
+    def close(self) -> None:
+        self.batcher.close()
+        if self.recorder is not None:
+            self.recorder.close()  # what is queued is written before the store closes
+        if self.store is not None:
+            self.store.close()
+
+    def record_unanswered(self, question: str, decision: Decision) -> None:
+        """Queue a no_answer or clarify question for review when QA_RECORD_UNANSWERED is on (written
+        by the recorder's thread, after the reply)."""
+        if not self.settings.record_unanswered or decision.status not in ("no_answer", "clarify"):
+            return
+        if self.recorder is None:
+            logger.warning("unanswered question not recorded: %s", self.store_error)
+            return
+        status: Literal["no_answer", "clarify"] = "clarify" if decision.status == "clarify" else "no_answer"
+        self.recorder.record(question, status, [c.entry.id for c in decision.alternatives])
+
+
+def _pointer(index_dir: Path) -> str | None:
+    try:
+        return current_build_id(index_dir)
+    except QaError:
+        return None
+
+
+async def in_own_thread(function: Callable[[], T]) -> T:
+    """``function()`` on a new thread that ends with it, awaited without blocking the event loop.
+
+    For loading an engine: loading the model runs torch's OpenMP code, and a thread that has done so
+    keeps an OpenMP team (and its helper threads) for as long as it lives. A pool thread lives on;
+    with its team beside the batcher's on two cores, libgomp stops spinning between parallel regions
+    and every encoder call got ~2x slower (measured: 5.4 -> 11.5 ms per question)."""
+    result: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(function())
+        except BaseException as exc:  # delivered to the awaiting coroutine
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name="qa-loader", daemon=True).start()
+    return await asyncio.wrap_future(result)
+
+
+async def watch_index(state: ServiceState, every: float) -> None:
+    """Pick up newly published builds: poll CURRENT (a tiny file) and reload off the event loop."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if state.published_build_changed():
+                with contextlib.suppress(ReloadError):  # logged, and reported by /readyz
+                    await in_own_thread(state.reload)
+        except Exception:  # a watcher that ends would leave the service on its old build for good
+            logger.exception("checking for a new index build failed; trying again in %.1f s", every)
