@@ -104,3 +104,30 @@ def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # the theme's notice about MkDocs 2.0 is not our failure
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_http_reference_lists_every_status_of_the_schema(client: TestClient) -> None:
+    """docs/reference/http-api.md's "Statuses by endpoint" table is the OpenAPI schema's responses."""
+    page = (ROOT / "docs" / "reference" / "http-api.md").read_text(encoding="utf-8")
+    table = page[page.index("### Statuses by endpoint") :]
+    documented = {
+        endpoint: {int(status) for status in statuses.split(", ")}
+        for endpoint, statuses in re.findall(r"^\| `([A-Z]+ [^`]+)` \| ([0-9, ]+) \|$", table, flags=re.MULTILINE)
+    }
+    paths = client.get("/openapi.json").json()["paths"]
+    in_schema = {
+        f"{method.upper()} {path.replace('{entry_id}', '{id}')}": {int(status) for status in operation["responses"]}
+        for path, item in paths.items()
+        for method, operation in item.items()
+    }
+    assert documented == in_schema
+    errors = [
+        (endpoint, status)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+        and response["content"]["application/json"]["schema"] != {"$ref": "#/components/schemas/ErrorResponse"}
+        for endpoint in [f"{method.upper()} {path}"]
+    ]
+    assert errors == []  # every error is documented with the one error shape

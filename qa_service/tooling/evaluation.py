@@ -15,7 +15,7 @@ from pathlib import Path
 from qa_service.answering.calibration import ConfidenceModel, reference_questions
 from qa_service.answering.coverage import Coverage
 from qa_service.answering.decision import Candidate, Decision, DecisionPolicy, decide, rival_of
-from qa_service.answering.engine import load_engine
+from qa_service.answering.engine import Engine, load_engine
 from qa_service.build.pipeline import prepare_build
 from qa_service.corpus.entries import FaqEntry, load_corpus, load_corpus_file
 from qa_service.corpus.importers.common import iter_jsonl_objects, read_text
@@ -188,30 +188,36 @@ def run_evaluation(
         eval_settings = settings.model_copy(update={"index_dir": Path(tmp), "max_question_chars": 100_000})
         publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress))
         engine = load_engine(eval_settings, embedder)
-        answerer = engine.answerer
-        rankings = answerer.candidates([q.query for q in answerable], k=10)
-        noanswer_rankings = answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
-        coverage = answerer.coverage_of([q.query for q in answerable], rankings)
-        urgent = answerer.escalated([q.query for q in answerable])
-        noanswer_coverage = (
-            answerer.coverage_of([q.query for q in noanswer], noanswer_rankings)
-            if noanswer is not None and noanswer_rankings is not None
-            else None
-        )
-        noanswer_urgent = answerer.escalated([q.query for q in noanswer]) if noanswer is not None else None
-        reference = engine.answerer.candidates(reference_questions(), k=10) if keep_reference else None
+        return evaluate_engine(engine, answerable, noanswer, keep_reference=keep_reference, entry_count=len(entries))
+
+
+def evaluate_engine(
+    engine: Engine,
+    answerable: list[LabelledQuery],
+    noanswer: list[LabelledQuery] | None = None,
+    *,
+    keep_reference: bool = False,
+    entry_count: int | None = None,
+) -> EvalRun:
+    """Rank every query against an index already built and loaded (``run_evaluation`` builds one);
+    ``entry_count``: the FAQ's entries as read (default: those the index serves)."""
+    answerer = engine.answerer
+    rankings = answerer.candidates([q.query for q in answerable], k=10)
+    noanswer_rankings = answerer.candidates([q.query for q in noanswer], k=10) if noanswer is not None else None
     return EvalRun(
         answerable,
         rankings,
         noanswer_rankings,
-        len(entries),
+        len(engine.index.entries) if entry_count is None else entry_count,
         engine.index.manifest.calibration,
-        reference,
+        answerer.candidates(reference_questions(), k=10) if keep_reference else None,
         noanswer,
-        coverage,
-        noanswer_coverage,
-        urgent,
-        noanswer_urgent,
+        answerer.coverage_of([q.query for q in answerable], rankings),
+        answerer.coverage_of([q.query for q in noanswer], noanswer_rankings)
+        if noanswer is not None and noanswer_rankings is not None
+        else None,
+        answerer.escalated([q.query for q in answerable]),
+        answerer.escalated([q.query for q in noanswer]) if noanswer is not None else None,
     )
 
 

@@ -26,7 +26,7 @@ def router(settings: Settings) -> APIRouter:
 
     routes = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 
-    @routes.post("/v1/admin/reload", response_model=ReloadResponse, responses=error_responses(401, 403, 409))
+    @routes.post("/v1/admin/reload", response_model=ReloadResponse, responses=error_responses(401, 403, 409, 422))
     async def reload(state: StateDep) -> ReloadResponse:
         """Serve the newest published index now (also picked up automatically, see QA_RELOAD_POLL_SECONDS)."""
         swapped = await in_own_thread(state.reload)

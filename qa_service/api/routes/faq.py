@@ -29,7 +29,7 @@ def router() -> APIRouter:
         ]
         return FaqPage(total=len(entries), offset=offset, limit=limit, items=items)
 
-    @routes.get("/v1/faq/{entry_id}", response_model=FaqDetail, responses=error_responses(404, 503))
+    @routes.get("/v1/faq/{entry_id}", response_model=FaqDetail, responses=error_responses(404, 422, 503))
     def get_faq(entry_id: str, engine: EngineDep) -> FaqDetail:
         """One entry with its answer and source."""
         entry = engine.index.entry(entry_id)
