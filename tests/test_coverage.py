@@ -86,6 +86,13 @@ def test_questions_on_the_faqs_topics_are_covered(question: str) -> None:
     assert corpus().assess(question, CLOSE).covered
 
 
+def test_a_rare_word_the_faq_uses_names_what_the_question_is_about() -> None:
+    drugs = [*BACK_FAQ, ("glimepiride", "How should glimepiride be stored?", "At room temperature, dry.")]
+    question = "glimepiride warehouse storage excursions allowable"  # most of its weight is unknown words
+    assert corpus(drugs).assess(question, CLOSE).covered
+    assert corpus().assess(question, CLOSE).reason == "unknown_topic"  # an FAQ that never names the drug
+
+
 def test_weight_follows_rarity_in_general_english() -> None:
     words = {word.text: word for word in corpus().words("do I know if back spasms are fibromyalgia")}
     assert words["know"].weight == 0.0  # common: no topic, known to the FAQ or not

@@ -8,10 +8,12 @@ corpus itself, with no user traffic:
 1. **Topic words the FAQ never uses.** Each word of the question weighs by how rare it is in general
    English (``wordfreq``): "diabetes" weighs much, "know" nothing. A question is not covered when the
    words no entry mentions carry ``unknown_share`` of its weight or more, its weightiest unknown word
-   weighs ``unknown_weight`` or more, and it mentions none of the corpus's own topic words (words used
-   by ``topic_share`` of the entries or more, such as "covid" in a COVID FAQ: a question that names
-   the FAQ's topic is about it, whatever else it says). Misspellings of corpus or English words and
-   simple inflections ("diagnosed", "panicking") count as the word meant.
+   weighs ``unknown_weight`` or more, and it names nothing the corpus is about: none of the
+   corpus's own topic words (words used by ``topic_share`` of the entries or more, such as "covid"
+   in a COVID FAQ) and no rare word the corpus uses (``named_weight`` or more: a drug or syndrome
+   name an entry mentions). A question that names what the FAQ talks about is about it, whatever
+   else it says. Misspellings of corpus or English words and simple inflections ("diagnosed",
+   "panicking") count as the word meant.
 2. **Requests the FAQ never answers.** Costs, insurance, referrals, appointments and questions about
    pregnancy or children (``INTENTS``): when no entry's question or alternate mentions one of these,
    a question asking about it is not covered, whatever its topic ("how much does a chiropractor
@@ -88,6 +90,7 @@ class CoverageRules:
     unknown_share: float = 0.33
     unknown_weight: float = 0.65
     topic_share: float = 0.2
+    named_weight: float = 2.5  # a known word this rare (zipf below 2.5) names something the FAQ covers
     level_margin: float = 1.0
     intents: tuple[str, ...] = tuple(INTENTS)
 
@@ -284,6 +287,7 @@ class CorpusCoverage:
         unknown_share = sum(unknown) / total if total > 0 else 0.0
         unknown_weight = max(unknown, default=0.0)
         topic = max((word.topic for word in words), default=0.0)
+        named = max((word.weight for word in words if word.known), default=0.0)  # a rare word the FAQ uses
         typed = set(question_words(question))
         intents = tuple(
             name for name in rules.intents if name not in self.asked_intents and INTENTS.get(name, set()) & typed
@@ -300,6 +304,7 @@ class CorpusCoverage:
                 and unknown_share >= rules.unknown_share
                 and unknown_weight >= rules.unknown_weight
                 and topic < rules.topic_share
+                and named < rules.named_weight
             ):
                 reason = "unknown_topic"
             elif intents:
@@ -321,6 +326,7 @@ def explain(coverage: Coverage, rules: CoverageRules) -> list[str]:
     """How the coverage check judged a question, line by line, for clinic staff (`ask --explain`)."""
     unknown = coverage.unknown_words()
     topics = sorted((word for word in coverage.words if word.topic >= rules.topic_share), key=lambda word: -word.topic)
+    named = [word.text for word in coverage.words if word.known and word.weight >= rules.named_weight]
     level = "not measured (rebuild the index)" if coverage.level is None else f"{coverage.level:+.2f}"
     verdict = "covered" if coverage.covered else f"NOT covered ({coverage.reason})"
     return [
@@ -328,7 +334,8 @@ def explain(coverage: Coverage, rules: CoverageRules) -> list[str]:
         f"  words no entry uses: {', '.join(unknown) if unknown else 'none'}; they carry "
         f"{coverage.unknown_share:.0%} of the question's weight (QA_COVERAGE_UNKNOWN_SHARE: {rules.unknown_share:.0%})",
         "  the FAQ's own topic words in it: "
-        + (", ".join(f"{word.text} ({word.topic:.0%} of entries)" for word in topics) if topics else "none"),
+        + (", ".join(f"{word.text} ({word.topic:.0%} of entries)" for word in topics) if topics else "none")
+        + (f"; rare words the FAQ uses: {', '.join(named)}" if named else ""),
         f"  requests no entry's question mentions: {', '.join(coverage.intents) or 'none'}",
         f"  best match against questions on topics the FAQ lacks: {level} standard deviations "
         f"(QA_COVERAGE_LEVEL: {rules.level_margin:+.2f})",
