@@ -101,6 +101,11 @@ def test_bad_ask_bodies_get_422_with_a_message(client: TestClient, payload: Any,
 
 def test_overlong_question_is_refused(client: TestClient) -> None:
     assert_error(client.post("/v1/ask", json={"question": "why " * 300}), 422, "invalid_request", "the limit is 1000")
+    # as sent, as the OpenAPI schema states it: invisible characters count there
+    padded = "\u200b" + "x" * 1000
+    assert_error(client.post("/v1/ask", json={"question": padded}), 422, "invalid_request", "1001 characters")
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["AskRequest"]
+    assert schema["properties"]["question"]["maxLength"] == 1000  # QA_MAX_QUESTION_CHARS, not the hard cap
     assert_error(client.post("/v1/ask", json={"question": "x" * 20001}), 422, "invalid_request", "at most 20000")
 
 

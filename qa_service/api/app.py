@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -78,7 +79,22 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.include_router(operations.router(metrics))
     app.include_router(admin.router(settings))
     add_web_routes(app, settings)  # the chat widget and its demo page
+    _state_the_configured_limits(app, settings)
     return app
+
+
+def _state_the_configured_limits(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI schema gives the question's configured length limit (QA_MAX_QUESTION_CHARS), not
+    the schema's hard cap, so that a generated client knows what the service accepts."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # made once and kept by FastAPI; setting the limit again changes nothing
+        question = schema["components"]["schemas"]["AskRequest"]["properties"]["question"]
+        question["maxLength"] = settings.max_question_chars
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

@@ -13,7 +13,7 @@ from qa_service.answering.engine import policy_from_settings
 from qa_service.api.deps import EngineDep, StateDep
 from qa_service.api.errors import GUARDED, error_responses
 from qa_service.api.schemas import AskRequest, AskResponse, FeedbackRequest, FeedbackResponse
-from qa_service.errors import NotFoundError, NotReadyError, StorageError
+from qa_service.errors import InvalidQuestionError, NotFoundError, NotReadyError, StorageError
 from qa_service.ops.metrics import Metrics
 from qa_service.ops.privacy import scrub
 from qa_service.settings import Settings
@@ -35,6 +35,10 @@ def router(settings: Settings, metrics: Metrics) -> APIRouter:
     @routes.post("/v1/ask", response_model=AskResponse, responses=error_responses(*GUARDED, 422, 503))
     async def ask(body: AskRequest, state: StateDep) -> Response:
         """Answer a question from the curated FAQ (or decline, or ask to clarify); escalate emergencies."""
+        if len(body.question) > settings.max_question_chars:  # as sent: the schema's maxLength
+            raise InvalidQuestionError(
+                f"question is {len(body.question)} characters long; the limit is {settings.max_question_chars}"
+            )
         engine = state.engine
         if engine is None:
             flag = state.red_flags.check(body.question) if state.red_flags is not None else None
