@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-# every module that makes embedders from settings, imported here so that use_embedder patches them all
-import qa_service.answering.engine
-import qa_service.build.finetune
-import qa_service.model.embedder  # noqa: F401
 from qa_service.api.app import create_app
 from qa_service.build.pipeline import build_index
 from qa_service.model.embedder import SentenceTransformerEmbedder
@@ -126,8 +121,13 @@ def shared_dataset(name: str) -> Path:
 
 
 def use_embedder(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> None:
-    """Every command makes ``embedder`` where it would make one from settings (the factory lives in
-    qa_service.model.embedder; modules that imported it hold their own reference)."""
-    for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("qa_service.") and hasattr(module, "embedder_from_settings"):
-            monkeypatch.setattr(module, "embedder_from_settings", lambda settings, **_: embedder)
+    """Every command makes ``embedder`` where it would make one from settings: the factory's module
+    and each module that imported it (commands import it from its module when they run)."""
+    from qa_service.answering import engine
+    from qa_service.api import app
+    from qa_service.build import finetune
+    from qa_service.model import embedder as factory
+    from qa_service.tooling import bench
+
+    for module in (factory, engine, finetune, app, bench):
+        monkeypatch.setattr(module, "embedder_from_settings", lambda settings, **_: embedder)

@@ -288,7 +288,7 @@ class CorpusCoverage:
         unknown_weight = max(unknown, default=0.0)
         topic = max((word.topic for word in words), default=0.0)
         named = max((word.weight for word in words if word.known), default=0.0)  # a rare word the FAQ uses
-        typed = set(question_words(question))
+        typed = {word.text for word in words}
         intents = tuple(
             name for name in rules.intents if name not in self.asked_intents and INTENTS.get(name, set()) & typed
         )

@@ -25,7 +25,7 @@ from qa_service.answering.coverage import (
     uncovered_reference_questions,
     uncovered_statistics,
 )
-from qa_service.answering.retrieval import Retriever, Scored, weights_from_settings
+from qa_service.answering.retrieval import RankingWeights, Retriever, Scored, weights_from_settings
 from qa_service.build.finetune import PreviousBuild, adapt_model, embedding_key
 from qa_service.corpus.duplicates import KnownPairs, find_near_duplicates
 from qa_service.corpus.entries import FaqEntry, content_hashes, hash_entries, load_corpus
@@ -38,7 +38,6 @@ from qa_service.index.store import (
     FIELD_NAMES,
     NEAR_DUPLICATES,
     BuildContent,
-    FaqIndex,
     IndexManifest,
     build_in_memory,
     current_build_id,
@@ -245,21 +244,22 @@ def measure_offtopic(
     reference (clinic admin, chit-chat; see calibration.py) and medical questions about topics the
     corpus lacks (see coverage.py).
 
-    The off-topic levels are measured on vectors alone, as the confidence model's coefficients were
-    fitted; the uncovered level with keywords too, exactly as the service scores a best match."""
+    The off-topic levels are measured on vectors alone (keyword weight 0), as the confidence model's
+    coefficients were fitted; the uncovered level with keywords too, exactly as the service scores a
+    best match."""
+    # exact: a few hundred searches need no approximate index (whose build takes minutes above 100k vectors)
+    index = build_in_memory(content, kind="flat")
     weights = weights_from_settings(settings)
 
-    def tops(questions: list[str], index: FaqIndex) -> list[Scored]:
+    def tops(questions: list[str], weights: RankingWeights) -> list[Scored]:
         if not questions:
             return []
         ranked = Retriever(index, weights).rank(cache.encode(encoder, questions), questions, k=1)
         return [scored[0] for scored in ranked if scored]
 
-    # exact: a few hundred searches need no approximate index (whose build takes minutes above 100k vectors)
-    statistics = offtopic_statistics(tops(reference_questions(), build_in_memory(content, kind="flat")))
+    statistics = offtopic_statistics(tops(reference_questions(), replace(weights, keyword_weight=0.0)))
     corpus = CorpusCoverage(content.keywords, None, CoverageRules(), english_for(settings.languages))
-    served = build_in_memory(content, kind="flat", keywords=True)
-    statistics.update(uncovered_statistics(tops(uncovered_reference_questions(corpus), served)))
+    statistics.update(uncovered_statistics(tops(uncovered_reference_questions(corpus), weights)))
     return statistics
 
 

@@ -628,19 +628,12 @@ def load_index(index_dir: Path, *, model: str, build_id: str | None = None) -> F
     return FaqIndex(manifest, entries, row_entry, row_field, vector_index, keywords, path=build_dir)
 
 
-def build_in_memory(content: BuildContent, *, kind: str | None = None, keywords: bool = False) -> FaqIndex:
-    """An index that is never written (evaluation runs): same search, no files. ``kind`` overrides
-    the vector index chosen by size (e.g. "flat" for a few exact searches without an HNSW build);
-    ``keywords`` adds the keyword index, so that candidates are scored exactly as when served."""
+def build_in_memory(content: BuildContent, *, kind: str | None = None) -> FaqIndex:
+    """An index that is never written (evaluation runs): the same search as served, no files.
+    ``kind`` overrides the vector index chosen by size (e.g. "flat" for a few exact searches without
+    an HNSW build)."""
     vectors, content = _build_vector_index(content, kind)
     manifest = _manifest_for(
         content, build_id="in-memory", files={}, index_type=vectors.kind, index_params=vectors.params
     )
-    return FaqIndex(
-        manifest,
-        content.entries,
-        content.row_entry,
-        content.row_field,
-        vectors,
-        content.keywords if keywords else None,
-    )
+    return FaqIndex(manifest, content.entries, content.row_entry, content.row_field, vectors, content.keywords)

@@ -24,10 +24,11 @@ from typing import Any
 
 import httpx
 
-from qa_service.answering.engine import Engine
+from qa_service.answering.engine import Engine, load_engine
 from qa_service.corpus.entries import FaqEntry
 from qa_service.errors import QaError
-from qa_service.model.embedder import Embedder
+from qa_service.index.cachefiles import CACHE_DIR
+from qa_service.model.embedder import Embedder, embedder_from_settings
 from qa_service.settings import Settings
 from qa_service.tooling.evaluation import load_queries
 from qa_service.tooling.loadgen import Run, drive, drive_beside, drive_paired
@@ -562,10 +563,6 @@ def run_bench(
     concurrency: int = 64,
 ) -> dict[str, Any]:
     """Every section `qa-service bench` measures, as one JSON-ready dict (``render`` prints it)."""
-    from qa_service.answering.engine import load_engine
-    from qa_service.index.cachefiles import CACHE_DIR
-    from qa_service.model.embedder import embedder_from_settings
-
     started = time.perf_counter()
     plan = BenchPlan.quick() if quick else BenchPlan.full()
     questions = load_questions(question_files)
