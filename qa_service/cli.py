@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -42,19 +43,29 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _reference_date(text: str) -> date:
+    from qa_service.corpus.importers.dates import parse_reference_date
+
+    try:
+        return parse_reference_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.corpus.importers import import_into_corpus
+    from qa_service.corpus.importers.report import render_import_report
 
-    summary = import_into_corpus(args.source, settings.corpus_dir, name=args.name, fmt=args.format, force=args.force)
-    entries = summary.result.entries
-    flagged = [entry for entry in entries if entry.flags]
-    print(f"imported {len(entries)} entries into {summary.corpus_file} (raw source kept as {summary.source_copy})")
-    for note in summary.result.notes:
-        print(f"  note: {note}")
-    if flagged:
-        print(f"{len(flagged)} entries flagged for review:")
-        for entry in flagged:
-            print(f"  {entry.id}: {', '.join(entry.flags)}")
+    summary = import_into_corpus(
+        args.source,
+        settings.corpus_dir,
+        name=args.name,
+        fmt=args.format,
+        force=args.force,
+        dry_run=args.dry_run,
+        as_of=args.as_of,
+    )
+    print("\n".join(render_import_report(summary, dry_run=args.dry_run)))
     return 0
 
 
@@ -417,11 +428,32 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--index-dir", type=Path, help="index folder (default: QA_INDEX_DIR or ./index)")
         command.add_argument("--model", help="embedding model name or path (default: QA_MODEL)")
 
-    command = add("import", "Import a scraped FAQ page, CSV or JSONL file into the corpus.")
-    command.add_argument("source", type=Path, help="file to import (.txt/.html page, .csv, .jsonl)")
-    command.add_argument("--format", choices=["auto", "page", "csv", "jsonl"], default="auto")
+    command = add(
+        "import", "Import an FAQ page (HTML, Markdown, Word, scraped text), CSV or JSONL file into the corpus."
+    )
+    command.add_argument("source", type=Path, help="file to import (.html, .md, .docx, .txt page, .csv, .jsonl)")
+    command.add_argument(
+        "--format",
+        choices=["auto", "html", "markdown", "docx", "text", "page", "csv", "jsonl"],
+        default="auto",
+        help="how to read the file (default: by its suffix; 'text' (or 'page') is a scraped text page)",
+    )
     command.add_argument("--name", help="corpus file name without .yaml (default: the source's name)")
-    command.add_argument("--force", action="store_true", help="replace an existing corpus file of that name")
+    command.add_argument(
+        "--dry-run", action="store_true", help="show what would be imported and skipped; write nothing"
+    )
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="on re-import, take the page's version of conflicting entries; replace a corpus file of that "
+        "name that was not imported from this source",
+    )
+    command.add_argument(
+        "--as-of",
+        type=_reference_date,
+        metavar="DATE",
+        help="the day the page was saved, to resolve relative dates such as '2 years ago' (e.g. 2024-05-01)",
+    )
     corpus_options(command)
     command.set_defaults(handler=_cmd_import)
 

@@ -48,7 +48,11 @@ def test_headline_question_with_its_summary_answers(seed: dict[str, object]) -> 
     assert second.answer.startswith("Use an ice pack")
     assert second.answer.endswith("connective tissue.")  # the glued date is not part of the advice
     assert second.source.published == "2021-09-16"
-    assert first.source.author == "Israel Carter" and first.source.published == "2 years ago"
+    assert first.source.author == "Israel Carter"
+    # the byline's "Published 2 years ago" is relative to a day the page does not state: not stored as a date
+    assert first.source.published is None and first.source.updated is None
+    assert "relative_date" in first.flags and "'2 years ago'" in (first.notes or "")
+    assert "relative_date" not in second.flags  # dated by its own snippet
     assert first.source.title == "Treatment FAQ"
     assert first.duplicates == [second.id] and second.duplicates == [first.id]
 
@@ -169,16 +173,28 @@ def test_import_writes_corpus_and_keeps_the_raw_source(tmp_path: Path) -> None:
     assert len(load_corpus_file(summary.corpus_file).entries) == 79
 
 
-def test_import_refuses_to_overwrite_reviewed_edits(tmp_path: Path) -> None:
+def test_reimporting_an_unchanged_page_keeps_reviewed_edits_byte_for_byte(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     import_into_corpus(SEED_PAGE, corpus)
-    edited = (corpus / "treatment-faq.yaml").read_text() + "# reviewed\n"
-    (corpus / "treatment-faq.yaml").write_text(edited)
-    with pytest.raises(CorpusError, match="already exists"):
+    edited = (
+        (corpus / "treatment-faq.yaml").read_text().replace("  alternates: []\n", "  alternates:\n  - Reviewed\n", 1)
+    )
+    (corpus / "treatment-faq.yaml").write_text(edited + "# reviewed\n")
+    summary = import_into_corpus(SEED_PAGE, corpus)
+    assert not summary.written and len(summary.report.kept_edits) == 1 and summary.report.unchanged == 78
+    assert not summary.report.conflicts and (corpus / "treatment-faq.yaml").read_text() == edited + "# reviewed\n"
+
+
+def test_a_corpus_file_from_another_source_is_replaced_only_with_force(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (tmp_path / "pay.csv").write_text("question,answer\nHow do I pay?,Cash.\n")
+    import_into_corpus(tmp_path / "pay.csv", corpus, name="treatment-faq")
+    before = (corpus / "treatment-faq.yaml").read_text()
+    with pytest.raises(CorpusError, match=r"already exists and was not imported from treatment-faq\.txt"):
         import_into_corpus(SEED_PAGE, corpus)
-    assert (corpus / "treatment-faq.yaml").read_text() == edited
+    assert (corpus / "treatment-faq.yaml").read_text() == before
     import_into_corpus(SEED_PAGE, corpus, force=True)
-    assert "# reviewed" not in (corpus / "treatment-faq.yaml").read_text()
+    assert len(load_corpus_file(corpus / "treatment-faq.yaml").entries) == 79
 
 
 def test_import_refuses_ids_that_clash_with_other_files(tmp_path: Path) -> None:
@@ -196,11 +212,16 @@ def test_cli_import_reports_and_exit_codes(tmp_path: Path, capsys: pytest.Captur
     corpus = tmp_path / "corpus"
     assert main(["import", str(SEED_PAGE), "--corpus-dir", str(corpus)]) == 0
     out = capsys.readouterr().out
-    assert "imported 79 entries" in out and "what-is-spinal-backrack: advert" in out
-    assert main(["import", str(SEED_PAGE), "--corpus-dir", str(corpus)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert "imported 79 question/answer pairs" in out and "what-is-spinal-backrack: advert" in out
+    assert main(["import", str(SEED_PAGE), "--corpus-dir", str(corpus)]) == 0
+    out = capsys.readouterr().out
+    assert "re-import: 0 added, 0 changed, 0 removed, 0 conflict(s), 0 kept corpus edit(s), 79 unchanged" in out
+    assert "treatment-faq.yaml is unchanged" in out
     assert main(["import", str(tmp_path / "nope.txt"), "--corpus-dir", str(corpus)]) == 1
     assert "nope.txt: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error
+        main(["import", str(SEED_PAGE), "--as-of", "two weeks ago", "--corpus-dir", str(corpus)])
+    assert exit_info.value.code == 2 and "'two weeks ago' is not a day" in capsys.readouterr().err
     assert main(["validate", "--corpus-dir", str(corpus)]) == 0
     assert "79 entries in 1 file(s) are valid" in capsys.readouterr().out
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qa_service.corpus.entries import load_corpus_file
+from qa_service.corpus.importers.common import ImportResult
+from qa_service.corpus.importers.html_page import parse_html
+from qa_service.corpus.importers.markdown_page import parse_markdown
 from qa_service.corpus.importers.scraped_page import parse_scraped_page
 from qa_service.corpus.importers.tabular import parse_csv, parse_jsonl
 from qa_service.errors import CorpusError
@@ -33,13 +37,53 @@ LOCATED = re.compile(r"^\S+?(:\d+)?: ")
 @given(st.builds("\n".join, LINES))
 @example("What is it?\nIt is.\n\nWhat is it?\nAnother answer...")
 def test_the_page_importer_never_crashes(text: str) -> None:
+    _parses_or_names_the_file(lambda: parse_scraped_page(text, source_name="page.txt"), "page.txt")
+
+
+def _parses_or_names_the_file(parse: Callable[[], ImportResult], name: str, *, with_line: bool = False) -> None:
+    """The parse gives entries with a question, an answer and an id, or a CorpusError naming the file."""
     try:
-        result = parse_scraped_page(text, source_name="page.txt")
+        result = parse()
     except CorpusError as exc:
-        assert "page.txt" in exc.message
+        assert name in exc.message and (not with_line or LOCATED.match(exc.message))
         return
     for entry in result.entries:
-        assert entry.question.strip() and entry.id
+        assert entry.question.strip() and entry.answer.strip() and entry.id
+
+
+# Fragments of the markup FAQ pages are made of, in any order and nesting, with arbitrary text between.
+MARKUP = st.lists(
+    st.one_of(
+        NASTY,
+        st.sampled_from([
+            "<h2>", "</h2>", "<h3>Q?</h3>", "<p>", "</p>", "<b>", "</b>", "<br>", "<details><summary>", "</summary>",
+            "</details>", "<dl><dt>", "</dt><dd>", "</dd></dl>", "<div class='toggle-title'>", "</div>",
+            "<button aria-controls='x'>", "</button>", "<div id='x'>", "<table><tr><td>Why?</td><td>", "</td></tr>",
+            "Q: ", "A. ", "<script>", "</script>", "<!--", "-->", "<ul><li>", "</li></ul>", "&amp;", "&#0;",
+            '<script type="application/ld+json">{"@type":"FAQPage","mainEntity":[{"name":"A?",'
+            '"acceptedAnswer":{"text":"<p>B</p>"}}]}</script>',
+            "<html lang='en-GB'>", "<meta property='article:published_time' content='2 years ago'>",
+        ]),
+    ),
+    max_size=40,
+)  # fmt: skip
+
+
+@FAST
+@given(st.builds("".join, MARKUP))
+@example("<h2>What is it?</h2><p>It is.</p><h2>What is it?</h2><p>Another.</p>")
+def test_the_html_importer_never_crashes(text: str) -> None:
+    _parses_or_names_the_file(lambda: parse_html(text, source_name="page.html"), "page.html")
+
+
+MARKDOWN_LINES = st.lists(st.one_of(NASTY, st.sampled_from(["---", "title: [", "**Q: x?**", "A: y", "## Why?"])))
+
+
+@FAST
+@given(st.builds("\n".join, MARKDOWN_LINES))
+@example("---\ntitle: [\n---\n## Why?\nBecause.")
+def test_the_markdown_importer_never_crashes(text: str) -> None:
+    _parses_or_names_the_file(lambda: parse_markdown(text, source_name="page.md"), "page.md", with_line=True)
 
 
 @FAST

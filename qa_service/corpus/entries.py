@@ -32,6 +32,7 @@ Flag = Literal[
     "advert",  # promotional content, not medical information
     "duplicate_question",  # another entry asks the same question with a different answer
     "needs_question",  # the question is a section heading, not something a patient would ask
+    "relative_date",  # the source dates the answer only relatively ("2 years ago"): set the date by hand
     "needs_review",  # anything else a reviewer should look at
 ]
 FLAGS: tuple[str, ...] = Flag.__args__  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qa_service.corpus.entries import FaqEntry
+from qa_service.corpus.importers.page_info import PageInfo
 from qa_service.errors import CorpusError
 
 _MAX_SLUG = 80
@@ -21,6 +22,7 @@ _MAX_SLUG = 80
 class ImportResult:
     entries: list[FaqEntry]
     notes: list[str] = field(default_factory=list)  # what was dropped or cleaned, for the import report
+    info: PageInfo | None = None  # what the page says about itself (pages only)
 
 
 def slugify(text: str) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from qa_service.corpus.entries import FaqEntry, Source
 from qa_service.corpus.importers.common import ImportResult, assign_ids, mark_duplicate_questions
+from qa_service.corpus.importers.dates import parse_source_date
+from qa_service.corpus.importers.page_info import PageInfo
 
 _BULLET = re.compile(r"^\s*[•·▪●◦‣∙*-]\s+(?P<text>.*\S)\s*$")
 _NUMBERED = re.compile(r"^\s*(?P<number>\d{1,3})[.)]\s+(?P<text>.*\S)\s*$")
@@ -32,7 +34,7 @@ _PHOTO_CREDIT = re.compile(
     r"(?:Getty Images|Shutterstock|iStock(?:photo)?|Stocksy|Adobe Stock|Alamy))\.?\s*$"
 )
 _ELLIPSIS = re.compile(r"\.\.\.|…")
-_DANGLING_NUMBER = re.compile(r"(?:^|\s)\d{1,2}\.$")
+_DANGLING_NUMBER = re.compile(r"(?:^|[.!?:]\s+)\d{1,2}\.$")  # "... permanent. 2." (not "from age 3.")
 _TERMINAL = (".", "?", "!", ":", "…", ";", ",")
 
 # Cues of promotional copy; an answer showing several of them is flagged as an advert for review.
@@ -229,9 +231,9 @@ def _answer_text(entry: _PendingEntry, notes: list[str]) -> tuple[str, str | Non
     for block in entry.blocks:
         paragraphs.append("\n".join(_format_line(line) for line in block.lines))
     text = "\n\n".join(paragraphs).strip()
-    date: str | None = None
+    glued: str | None = None
     if match := _GLUED_DATE.search(text):
-        date = _parse_date(match["date"])
+        glued = _parse_date(match["date"])
         text = text[: match.start()].rstrip()
     if match := _PHOTO_CREDIT.search(text):
         notes.append(f"line {entry.line}: removed photo credit {match['credit']!r} from the answer")
@@ -239,12 +241,23 @@ def _answer_text(entry: _PendingEntry, notes: list[str]) -> tuple[str, str | Non
     if match := _ADVERTISEMENT.search(text):
         notes.append(f"line {entry.line}: removed an 'Advertisement' label from the answer")
         text = text[: match.start()].rstrip()
-    return text, date
+    return text, glued
 
 
 def _review_flags(entry: _PendingEntry, answer: str) -> list[str]:
+    flags = answer_flags(answer)
+    if entry.list_continues and "truncated" not in flags:
+        flags.insert(0, "truncated")
+    if entry.kind == "section":
+        flags.append("needs_question")
+    return flags
+
+
+def answer_flags(answer: str) -> list[str]:
+    """Review flags an answer's own text calls for: cut off, announcing more than it holds, starting
+    mid-thought, or promotional."""
     flags: list[str] = []
-    if entry.list_continues or _ELLIPSIS.search(answer):
+    if _ELLIPSIS.search(answer):
         flags.append("truncated")
     last_line = answer.splitlines()[-1].strip()
     if last_line.endswith(":") or _DANGLING_NUMBER.search(last_line):
@@ -256,13 +269,12 @@ def _review_flags(entry: _PendingEntry, answer: str) -> list[str]:
     cues = sum(1 for cue in _ADVERT_CUES if re.search(cue, answer, re.IGNORECASE))
     if cues >= _ADVERT_MIN_CUES:
         flags.append("advert")
-    if entry.kind == "section":
-        flags.append("needs_question")
     return flags
 
 
-def parse_scraped_page(text: str, *, source_name: str) -> ImportResult:
-    """Parse a scraped FAQ page. ``source_name`` is the raw file's name under corpus/sources/."""
+def parse_scraped_page(text: str, *, source_name: str, as_of: date | None = None) -> ImportResult:
+    """Parse a scraped FAQ page. ``source_name`` is the raw file's name under corpus/sources/;
+    ``as_of`` (the day the page was saved) resolves a byline's relative dates ("2 years ago")."""
     notes: list[str] = []
     blocks = _split_blocks(text, notes)
     if not blocks:
@@ -320,32 +332,41 @@ def parse_scraped_page(text: str, *, source_name: str) -> ImportResult:
         if entry.kind == "headline":
             drafts.extend(_split_headline(entry, notes))
             continue
-        answer, date = _answer_text(entry, notes)
+        answer, snippet_date = _answer_text(entry, notes)
         if not answer:
             notes.append(f"line {entry.line}: {entry.kind} {entry.question!r} has no answer text; skipped")
             continue
-        drafts.append((entry, answer, date))
+        drafts.append((entry, answer, snippet_date))
 
+    byline = PageInfo(title=page_title, author=author)
+    byline.set_date("published", parse_source_date(published, reference=as_of), as_of)
+    byline.set_date("updated", parse_source_date(updated, reference=as_of), as_of)
     entries: list[FaqEntry] = []
-    for entry, answer, date in drafts:
+    for entry, answer, snippet_date in drafts:
         from_other_site = entry.publisher is not None
+        dated_by_byline = not from_other_site and not snippet_date
         source = Source(
             title=page_title,
             publisher=entry.publisher,
             author=None if from_other_site else author,
-            published=date or (None if from_other_site else published),
-            updated=None if (from_other_site or date) else updated,
+            published=snippet_date or (byline.published if dated_by_byline else None),
+            updated=byline.updated if dated_by_byline else None,
             section=entry.question if entry.kind == "section" else None,
             quotes=extract_quotes(answer, text),
             file=f"{source_name}#L{entry.line}",
         )
+        flags = _review_flags(entry, answer)
+        undated = dated_by_byline and bool(byline.unresolved)
+        if undated:
+            flags.append("relative_date")
         entries.append(
             FaqEntry(
                 id="pending",
                 question=entry.question,
                 answer=answer,
                 source=source,
-                flags=_review_flags(entry, answer),
+                flags=flags,
+                notes=byline.review_note() if dated_by_byline else None,
             )
         )
     entries = mark_duplicate_questions(assign_ids(entries))
@@ -366,9 +387,9 @@ def _split_headline(entry: _PendingEntry, notes: list[str]) -> list[tuple[_Pendi
         if not group:
             continue
         part = _PendingEntry(entry.question, entry.line, "headline", group, entry.publisher, entry.list_continues)
-        answer, date = _answer_text(part, notes)
+        answer, glued = _answer_text(part, notes)
         if answer:
-            drafts.append((part, answer, date))
+            drafts.append((part, answer, glued))
     if not drafts:
         notes.append(f"line {entry.line}: headline {entry.question!r} has no answer text; skipped")
     return drafts
