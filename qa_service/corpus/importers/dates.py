@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlparse
 
 _ISO = re.compile(r"^\s*(?P<date>\d{4}-\d{2}-\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\s*$")
 # two far-apart reference days: an expression that resolves to different dates against them is relative
@@ -32,10 +33,18 @@ def _parser(day_first: bool) -> Any:
     return DateDataParser(languages=["en"], settings={"RETURN_AS_TIMEZONE_AWARE": False, "DATE_ORDER": order})
 
 
-def day_first(language: str | None) -> bool:
-    """Whether "04/03/2024" is the 4th of March on a page in ``language`` (en-GB, en-AU, fr, ...)."""
+# countries whose sites write the day first, by their top-level domain (a page that says only "en")
+_DAY_FIRST_DOMAINS = (".uk", ".au", ".nz", ".ie", ".za", ".in", ".sg", ".eu", ".de", ".fr", ".es", ".it", ".nl")
+
+
+def day_first(language: str | None, url: str | None = None) -> bool:
+    """Whether "04/03/2024" is the 4th of March on a page in ``language`` (en-GB, en-AU, fr, ...); a page
+    that says only "en" is read by its address's country (``.nhs.uk``), else month first."""
     code = (language or "").strip().lower().replace("_", "-")
-    return bool(code) and code not in {"en", "en-us", "en-ph"} and not code.startswith(("en-us", "zh", "ja", "ko"))
+    if code in {"", "en"}:
+        host = urlparse(url or "").hostname or ""
+        return host.endswith(_DAY_FIRST_DOMAINS)
+    return code not in {"en-us", "en-ph"} and not code.startswith(("en-us", "zh", "ja", "ko"))
 
 
 def _resolve(text: str, base: datetime, first_day: bool = False) -> tuple[datetime, str] | None:

@@ -51,14 +51,19 @@ _JUNK_WORDS = {
     "cookie", "cookies", "consent", "gdpr", "share", "sharing", "sharedaddy", "social", "newsletter",
     "subscribe", "signup", "sidebar", "breadcrumb", "breadcrumbs", "comment", "comments", "respond", "related",
     "menu", "navbar", "nav", "navigation", "footer", "masthead", "topbar", "popup", "modal", "advert", "ads",
-    "advertisement", "sponsored", "promo", "widget", "skip", "sr", "screen", "visually", "cta", "pagination",
+    "advertisement", "sponsored", "promo", "announcement", "skip", "sr", "screen", "visually", "cta", "pagination",
+    "article-info",
     "author-box", "byline", "meta", "tags", "postmeta", "banner", "hero", "disclaimer", "rating", "feedback",
 }  # fmt: skip
+_FAQ_WIDGETS = {"faq", "faqs", "accordion", "accordian"}
 # words of FAQ widgets: an element named with one is never furniture ("elementor-widget-accordion")
 _FAQ_WORDS = {"faq", "faqs", "accordion", "accordian", "toggle", "toggles", "question", "questions", "answer",
               "qa", "collapse", "panel", "tab", "tabs"}  # fmt: skip
 _TITLE_WORDS = {"title", "heading", "header", "question", "trigger", "toggler", "tab-title", "summary", "q",
                 "head", "btn", "button", "opener"}  # fmt: skip
+# class names of a page's or a section's own title: headings, never accordion triggers
+_PAGE_TITLES = {"page-header", "entry-header", "site-header", "section-header", "page-title", "entry-title",
+                "post-title", "site-title", "widget-title", "section-title", "article-header"}  # fmt: skip
 _WORD_SPLIT = re.compile(r"[\s_\-]+|(?<=[a-z])(?=[A-Z])")
 _Q_MARKER = re.compile(r"^\s*(?:Q(?:uestion)?\s*\d{0,3}\s*[:.)\]–—-]|Q\d{1,3}\b)\s*", re.IGNORECASE)
 _A_MARKER = re.compile(r"^\s*A(?:nswer)?\s*\d{0,3}\s*[:.)\]–—-]\s*", re.IGNORECASE)
@@ -154,10 +159,21 @@ def _navigating_link(element: Any) -> bool:
 def remove_page_furniture(root: Any, notes: list[str]) -> None:
     """Drop navigation, banners, sidebars, footers, forms' controls, scripts and comments in place."""
     total = len(" ".join(root.text_content().split())) or 1
+    # a disclosure panel (what an aria-controls opens) is an answer, whatever its tag (Webflow's
+    # dropdowns are <nav>s); an element that holds an FAQ widget is no furniture
+    panels = {element.get("aria-controls") for element in root.iter() if isinstance(element.tag, str)} - {None}
+    holders = {  # the elements themselves: lxml's proxies keep their identity while referenced
+        ancestor
+        for widget in root.iter()
+        if isinstance(widget.tag, str) and _is_faq_widget(widget)
+        for ancestor in (widget, *widget.iterancestors())
+    }
     doomed = []
     for element in root.iter():
         if not isinstance(element.tag, str):  # comments and processing instructions
             doomed.append(element)
+            continue
+        if element.get("id") in panels or element in holders:
             continue
         tag = element.tag.lower()
         role = (element.get("role") or "").lower()
@@ -179,6 +195,13 @@ def remove_page_furniture(root: Any, notes: list[str]) -> None:
             removed += 1
     if removed:
         notes.append(f"removed {removed} page furniture element(s) (navigation, banners, sidebars, scripts, ...)")
+
+
+def _is_faq_widget(element: Any) -> bool:
+    """An accordion or FAQ block: named so, holding several items (not a menu link to the FAQ page)."""
+    if element.tag in {"a", "li", "span", "button"} or not _class_words(element) & _FAQ_WIDGETS:
+        return False
+    return len([child for child in element if isinstance(child.tag, str)]) >= 2 and len(element.text_content()) >= 200
 
 
 def _units(root: Any) -> list[_Unit]:
@@ -299,7 +322,8 @@ def _is_trigger(element: Any) -> bool:
         return True
     if (element.get("data-toggle") or element.get("data-bs-toggle") or "").lower() in {"collapse", "tab"}:
         return True
-    return bool(_class_words(element) & _TITLE_WORDS)
+    names = {name.lower() for name in (element.get("class") or "").split()}
+    return not names & _PAGE_TITLES and bool(_class_words(element) & _TITLE_WORDS)
 
 
 def _heading_level(element: Any) -> int | None:
@@ -479,7 +503,7 @@ def _pairs_from_units(units: list[_Unit], notes: list[str], *, strict: bool) -> 
         container = title.wrapper.getparent()
         if title.weak and (following is None or container is None or not _contains(container, following.unit.element)):
             del title_at[position]
-    apart = _outside_faq(list(title_at.values()))
+    apart, region = _outside_faq(list(title_at.values()))
     family_sizes = Counter(_signature(title) for title in title_at.values())
     for position, title in list(title_at.items()):
         if id(title) in apart:
@@ -537,6 +561,10 @@ def _pairs_from_units(units: list[_Unit], notes: list[str], *, strict: bool) -> 
             notes.append(f"line {title.unit.line}: {title.question!r} is a call to action, not a question; skipped")
         elif not answer:
             notes.append(f"line {title.unit.line}: {title.question!r} has no answer text; skipped")
+        elif _WHOLE_FAQ.match(title.question):
+            notes.append(f"line {title.unit.line}: {title.question!r} names the whole FAQ; skipped")
+        elif not title.is_question and region is not None and not _contains(region, title.unit.element):
+            notes.append(f"line {title.unit.line}: {title.question!r} is no question and stands apart from the FAQ")
         elif (
             not title.is_question
             and title.rank <= 6
@@ -604,18 +632,18 @@ def _signature(title: _Title) -> tuple[Any, ...]:
     return title.rank, title.wrapper.tag, frozenset(classes)
 
 
-def _outside_faq(titles: list[_Title]) -> set[int]:
-    """Lone question titles (a hero's "Planning a trip abroad?") outside the region that holds the page's
-    main family of at least three alike question titles."""
+def _outside_faq(titles: list[_Title]) -> tuple[set[int], Any]:
+    """The FAQ's region (the element holding the page's main family of at least three alike question
+    titles, or None), and the lone question titles outside it (a hero's "Planning a trip abroad?")."""
     families: dict[tuple[Any, ...], list[_Title]] = {}
     for title in titles:
         if title.is_question:
             families.setdefault(_signature(title), []).append(title)
     if not families:
-        return set()
+        return set(), None
     members = max(families.values(), key=len)
     if len(members) < 3:
-        return set()
+        return set(), None
     region = next(
         (
             ancestor
@@ -625,12 +653,13 @@ def _outside_faq(titles: list[_Title]) -> set[int]:
         None,
     )
     if region is None:
-        return set()
-    return {
+        return set(), None
+    lone = {
         id(title)
         for title in titles
         if len(families.get(_signature(title), [])) == 1 and not _contains(region, title.unit.element)
     }
+    return lone, region
 
 
 def _in_faq(title: _Title) -> bool:

@@ -197,7 +197,7 @@ def read_page_info(doc: lxml_html.HtmlElement, raw: str, *, as_of: date | None) 
     ) or _first_text(doc, "//time[@itemprop='dateModified' or contains(@class,'updated')]") or _byline_time(
         doc, updated=True
     )  # fmt: skip
-    first_day = day_first(doc.get("lang") or _meta(doc, "og:locale", "content-language", "language"))
+    first_day = day_first(doc.get("lang") or _meta(doc, "og:locale", "content-language", "language"), info.url)
     info.set_date("published", parse_source_date(published, reference=reference, first_day=first_day), reference)
     info.set_date("updated", parse_source_date(updated, reference=reference, first_day=first_day), reference)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checker for the FAQ import fixtures in this folder.
 
-For every page (``.html``, ``.md`` or ``.docx``) in ``dev/`` and ``holdout/``
+For every page (``.html``, ``.md`` or ``.docx``) in ``dev/``, ``holdout/`` and ``holdout2/``
 it checks that the neighbouring ``<name>.expected.json``:
 
 * is valid JSON with the keys ``layout``, ``attribution`` and ``pairs``
@@ -34,9 +34,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-EXPECTED_COUNTS = {"dev": 28, "holdout": 10}
+EXPECTED_COUNTS = {"dev": 28, "holdout": 10, "holdout2": 10}
 MIN_DEV_PAIRS = 180
-MIN_FORMATS = {"dev": {".md": 4, ".docx": 3}, "holdout": {".md": 2, ".docx": 1}}
+MIN_FORMATS = {"dev": {".md": 4, ".docx": 3}, "holdout": {".md": 2, ".docx": 1}, "holdout2": {".md": 1, ".docx": 1}}
 PAGE_SUFFIXES = (".html", ".md", ".docx")
 ATTR_KEYS = {"title", "url", "publisher", "author", "published", "updated", "relative_date"}
 PAIR_KEYS = {"question", "answer_start", "answer_end", "section"}
@@ -244,6 +244,12 @@ def docx_to_text(path: Path) -> tuple[str, dict[str, str]]:
 
 
 def _date_forms(iso: str) -> list[str]:
+    if len(iso) < 10:  # a month or a year: as the page writes it ("March 2024")
+        year, _, month_number = iso.partition("-")
+        if not month_number:
+            return [year]
+        month = _dt.date(int(year), int(month_number), 1).strftime("%B")
+        return [iso, f"{month} {year}", f"{month[:3]} {year}"]
     d = _dt.date.fromisoformat(iso)
     month = d.strftime("%B")
     return [
@@ -265,8 +271,8 @@ def check_attribution(attr: dict, kind: str, raw: str, meta: dict[str, str]) -> 
         if not isinstance(value, str) or not value.strip():
             errors.append(f"attribution.{key} must be a non-empty string")
             continue
-        if key in ("published", "updated") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            errors.append(f"attribution.{key} not YYYY-MM-DD: {value!r}")
+        if key in ("published", "updated") and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
+            errors.append(f"attribution.{key} not YYYY-MM-DD, YYYY-MM or YYYY: {value!r}")
             continue
         if key == "url" and not value.startswith(("http://", "https://")):
             errors.append(f"attribution.url is not absolute: {value!r}")
@@ -447,7 +453,9 @@ def main(argv: list[str]) -> int:
     readme = (ROOT / "README.md").read_text(encoding="utf-8") if (ROOT / "README.md").exists() else ""
     for folder, want in EXPECTED_COUNTS.items():
         pages = sorted(
-            p for p in (ROOT / folder).iterdir() if p.suffix in PAGE_SUFFIXES and not p.name.startswith("~$")
+            p
+            for p in (ROOT / folder).iterdir()
+            if p.suffix in PAGE_SUFFIXES and not p.name.startswith("~$") and p.name != "README.md"
         )
         total = 0
         for page in pages:
