@@ -71,11 +71,16 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.corpus.entries import corpus_files, load_corpus
+    from qa_service.corpus.synonyms import SYNONYMS_FILE, load_synonyms
 
     corpus = load_corpus(settings.corpus_dir)
     files = corpus_files(settings.corpus_dir)
+    synonyms = load_synonyms(settings.corpus_dir)
     flagged = sum(1 for entry in corpus.entries if entry.flags)
     print(f"{settings.corpus_dir}: {len(corpus.entries)} entries in {len(files)} file(s) are valid; {flagged} flagged")
+    if synonyms:
+        words = sum(len(variants) for variants in synonyms.terms.values())
+        print(f"{SYNONYMS_FILE}: {len(synonyms.terms)} terms with {words} patient words are valid")
     return 0
 
 

@@ -28,7 +28,8 @@ def test_ask_answers_with_the_curated_text_and_its_source(client: TestClient) ->
     response = client.post("/v1/ask", json={"question": "How long do back spasms last?"})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer"}
+    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer", "context"}
+    assert body["context"] is None  # asked on its own
     assert body["status"] == "answered"
     answer = body["answer"]
     assert set(answer) == {"id", "question", "answer", "score", "source", "flags"}

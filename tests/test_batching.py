@@ -136,10 +136,12 @@ def test_a_question_that_fails_does_not_fail_the_rest_of_its_batch(
     answerer = load_engine(built_settings, gated).answerer
     original = answerer.answer_cleaned
 
-    def fragile(questions: Sequence[str], top_k: int | Sequence[int] = 3) -> list[Decision]:
+    def fragile(
+        questions: Sequence[str], top_k: int | Sequence[int] = 3, contexts: Sequence[object] | None = None
+    ) -> list[Decision]:
         if any("poison" in question for question in questions):
             raise RuntimeError("cannot answer poison")
-        return original(questions, top_k)
+        return original(questions, top_k, contexts)  # type: ignore[arg-type]
 
     monkeypatch.setattr(answerer, "answer_cleaned", fragile)
     with busy(answerer, gated) as (batcher, first):

@@ -34,7 +34,7 @@ def test_build_then_ask_json_matches_the_api(project: Path, capsys: pytest.Captu
     assert "7 entries, 15 vectors" in out and "left out (flagged advert): gadget" in out
     assert main(["ask", "How long do back spasms last?", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer"}
+    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer", "context"}
     assert body["status"] == "answered" and body["answer"]["id"] == "spasm-duration"
     assert body["answer"]["source"]["publisher"] == "example.org"
 

@@ -180,4 +180,4 @@ def test_an_uncovered_question_gets_the_uncovered_message_over_http(
     assert body["status"] == "no_answer" and body["answer"] is None and body["alternatives"] == []
     assert body["message"] == built_settings.uncovered_message
     assert "diabetes" not in body["message"]  # the reply never echoes the question
-    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer"}
+    assert set(body) == {"status", "answer", "alternatives", "message", "red_flag", "note", "disclaimer", "context"}

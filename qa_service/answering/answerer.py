@@ -13,12 +13,23 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from qa_service.answering.calibration import ConfidenceModel
+from qa_service.answering.context import Turn, leans_on_context, read_with, told_together, topic_of
 from qa_service.answering.coverage import CorpusCoverage, Coverage, english_for
-from qa_service.answering.decision import Candidate, Decision, DecisionPolicy, decide, urgent_decision
+from qa_service.answering.decision import (
+    Candidate,
+    Decision,
+    DecisionPolicy,
+    decide,
+    prefer_in_context,
+    urgent_decision,
+)
 from qa_service.answering.language import LanguageGuard, language_list
 from qa_service.answering.redflags import RedFlag, RedFlagRules
 from qa_service.answering.retrieval import RankingWeights, Retriever
+from qa_service.corpus.synonyms import Synonyms
 from qa_service.errors import InvalidQuestionError
 from qa_service.index.store import FaqIndex
 from qa_service.model.embedder import Embedder
@@ -44,7 +55,10 @@ _SENTENCE_END = re.compile(r"\n+|(?<=[.?!])\s+")
 MIN_SENTENCE_WORDS = 3
 
 
-QUERY_ENCODE_BATCH = 64  # most texts per encoder call within a micro-batch (see embedder.plan_batches)
+QUERY_ENCODE_BATCH = 64
+
+# How much of the conversation's topic a follow-up's vector takes (see ``Answerer._rank``)
+TOPIC_WEIGHT = 0.7  # most texts per encoder call within a micro-batch (see embedder.plan_batches)
 
 
 MAX_SENTENCES = 8
@@ -76,6 +90,9 @@ class Answerer:
         self.confidence = ConfidenceModel.for_index(index.manifest.calibration)
         self.language = LanguageGuard(policy.languages)
         self.coverage = corpus_coverage(index, policy)
+        # the vocabulary the build read its texts with: questions are read the same way
+        self.synonyms = Synonyms.from_dict(index.manifest.synonyms)
+        self._questions = {entry.id: entry.question for entry in index.entries}
 
     def clean(self, question: str) -> str:
         text = normalize_question(question)
@@ -87,8 +104,9 @@ class Answerer:
             )
         return text
 
-    def ask(self, question: str, top_k: int = 3) -> Decision:
-        return self.ask_many([question], top_k)[0]
+    def ask(self, question: str, top_k: int = 3, context: Sequence[Turn] | None = None) -> Decision:
+        """One question, with the conversation's previous turns when there are any."""
+        return self.answer_cleaned([self.clean(question)], top_k, [context])[0]
 
     def ask_many(self, questions: Sequence[str], top_k: int | Sequence[int] = 3) -> list[Decision]:
         """Answer several questions with one encoder call. Red flags are checked first, always.
@@ -96,34 +114,78 @@ class Answerer:
         ``top_k`` is one limit for all, or one per question."""
         return self.answer_cleaned([self.clean(question) for question in questions], top_k)
 
-    def answer_cleaned(self, cleaned: Sequence[str], top_k: int | Sequence[int] = 3) -> list[Decision]:
+    def answer_cleaned(
+        self,
+        cleaned: Sequence[str],
+        top_k: int | Sequence[int] = 3,
+        contexts: Sequence[Sequence[Turn] | None] | None = None,
+    ) -> list[Decision]:
         """``ask_many`` of questions already through ``clean`` (the service cleans each question once,
-        for its cache key, before it joins a batch)."""
+        for its cache key, before it joins a batch). ``contexts`` holds each question's previous turns
+        (or None): see ``qa_service.answering.context``."""
         limits = [top_k] * len(cleaned) if isinstance(top_k, int) else list(top_k)
-        if len(limits) != len(cleaned):
-            raise ValueError("one top_k per question is needed")
-        assessed = [self.red_flags.assess(text) if self.red_flags is not None else (None, None) for text in cleaned]
+        turns_of = list(contexts) if contexts is not None else [None] * len(cleaned)
+        if len(limits) != len(cleaned) or len(turns_of) != len(cleaned):
+            raise ValueError("one top_k (and one context) per question is needed")
+        assessed = [self._assess(text, turns) for text, turns in zip(cleaned, turns_of, strict=True)]
         flags = [flag for flag, _ in assessed]
         unflagged = [text for text, flag in zip(cleaned, flags, strict=True) if not flag]
         identified = iter(self.language.detect_many(unflagged))
         foreign = [None if flag else next(identified) for flag in flags]
-        to_rank = [
-            text for text, flag, language in zip(cleaned, flags, foreign, strict=True) if not flag and language is None
+        answerable = [not flag and language is None for flag, language in zip(flags, foreign, strict=True)]
+        topics = [
+            topic_of(turns, self._questions) if turns and ok else None
+            for turns, ok in zip(turns_of, answerable, strict=True)
         ]
-        ranked = iter(self._rank(to_rank, to_rank, k=max(max(limits) + 1, 10)) if to_rank else [])
+        # each question alone, then those with a topic read in its context: one encoder call for all
+        alone = [self.synonyms.canonical(text) for text, ok in zip(cleaned, answerable, strict=True) if ok]
+        position = iter(range(len(alone)))
+        followups = [
+            (next(position), self.synonyms.canonical(topic.text)) if topic is not None else next(position)
+            for topic, ok in zip(topics, answerable, strict=True)
+            if ok
+        ]
+        pairs = [item for item in followups if isinstance(item, tuple)]
+        rankings = self._rank(alone, alone, max(max(limits) + 1, 10), pairs) if alone else []
+        ranked = iter(zip(alone, rankings, strict=True))
+        together = [read_with(alone[at], topic) for at, topic in pairs]
+        in_context = iter(zip(together, rankings[len(alone) :], strict=True))
         decisions = []
-        for text, (flag, note), language, limit in zip(cleaned, assessed, foreign, limits, strict=True):
+        for text, (flag, note), language, limit, topic in zip(cleaned, assessed, foreign, limits, topics, strict=True):
             if flag is not None:
                 decisions.append(urgent_decision(flag, self.policy))
                 continue
             if language is not None:
                 decision = self._foreign()
             else:
-                ranking = next(ranked)
-                coverage = self.coverage.assess(text, ranking[0] if ranking else None)
-                decision = decide(ranking, self.policy, self.confidence, limit, coverage)
+                decision = self._decide(*next(ranked), limit)
+                if topic is not None:
+                    read, ranking = next(in_context)
+                    # a follow-up asks something new: not the entry that answered the turn before
+                    ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
+                    followed = replace(self._decide(read, ranking, limit), context=topic.about)
+                    decision = prefer_in_context(decision, followed, leans_on_context(text))
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
+
+    def _decide(self, matched: str, ranking: list[Candidate], limit: int) -> Decision:
+        coverage = self.coverage.assess(matched, ranking[0] if ranking else None)
+        return decide(ranking, self.policy, self.confidence, limit, coverage)
+
+    def _assess(self, text: str, turns: Sequence[Turn] | None) -> tuple[RedFlag | None, RedFlag | None]:
+        """The red-flag rules on a message, and on the conversation told so far: an emergency may be
+        spread over messages ("my back hurts" ... "and I can't feel my legs"), or go on over them ("I have
+        chest pain" ... "it spreads to my arm"). An earlier emergency is not escalated again on a message
+        that moves on to another question ("how long does the flu last?")."""
+        if self.red_flags is None:
+            return None, None
+        flag, note = self.red_flags.assess(text)
+        if flag is None and turns:
+            before, told = told_together(turns, text)
+            found = self.red_flags.check(told)
+            if found is not None and (leans_on_context(text) or self.red_flags.check(before) is None):
+                return found, note
+        return flag, note
 
     def _note(self, found: RedFlag | None) -> str | None:
         if found is None:
@@ -142,23 +204,42 @@ class Answerer:
     def coverage_of(self, questions: Sequence[str], rankings: Sequence[Sequence[Candidate]]) -> list[Coverage]:
         """How the corpus covers each question, given its candidates (as ``candidates`` returns them)."""
         return [
-            self.coverage.assess(self.clean(question), ranking[0] if ranking else None)
+            self.coverage.assess(self.synonyms.canonical(self.clean(question)), ranking[0] if ranking else None)
             for question, ranking in zip(questions, rankings, strict=True)
         ]
 
     def candidates(self, questions: Sequence[str], k: int = 10) -> list[list[Candidate]]:
         """The ``k`` closest distinct entries per question, best first, before any decision."""
-        return self._rank([self.clean(question) for question in questions], questions, k)
+        read = self.synonyms.canonical
+        return self._rank([read(self.clean(question)) for question in questions], [read(q) for q in questions], k)
 
-    def _rank(self, cleaned: Sequence[str], questions: Sequence[str], k: int) -> list[list[Candidate]]:
+    def _rank(
+        self,
+        cleaned: Sequence[str],
+        questions: Sequence[str],
+        k: int,
+        followups: Sequence[tuple[int, str]] = (),
+    ) -> list[list[Candidate]]:
         """Candidates of the ``cleaned`` questions; a question of several sentences is also scored
-        sentence by sentence, split as it was written (``questions``)."""
+        sentence by sentence, split as it was written (``questions``).
+
+        ``followups`` are (position in ``cleaned``, topic words) of questions also read in context:
+        their candidates follow, ranked by the question's vector plus ``TOPIC_WEIGHT`` times the
+        topic's (so cosine ranks by similarity to the question, plus a share of similarity to the
+        topic) and by the keywords of both. One encoder call for everything."""
         parts = [sentence_views(text) for text in questions] if self.retriever.weights.sentence_weight > 0 else []
-        texts = [*cleaned, *(part for found in parts for part in found)]
+        texts = [*cleaned, *(part for found in parts for part in found), *(topic for _, topic in followups)]
         encoded = self.embedder.encode(texts, batch_size=QUERY_ENCODE_BATCH)
         vectors = encoded[: len(cleaned)]
         offsets = iter(range(len(cleaned), len(texts)))
         sentences = [[(part, encoded[next(offsets)]) for part in found] for found in parts] if parts else None
+        if followups:
+            topics = encoded[len(texts) - len(followups) :]
+            blended = vectors[[position for position, _ in followups]] + TOPIC_WEIGHT * topics
+            blended /= np.linalg.norm(blended, axis=1, keepdims=True)
+            vectors = np.vstack([vectors, blended]).astype(np.float32, copy=False)
+            cleaned = [*cleaned, *(read_with(cleaned[position], topic) for position, topic in followups)]
+            sentences = [*sentences, *([] for _ in followups)] if sentences is not None else None
         entries = self.index.entries
         keywords = self.index.keywords
         known = [keywords.known_share(text) if keywords is not None else 1.0 for text in cleaned]

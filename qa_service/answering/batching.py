@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from qa_service.answering.answerer import Answerer
+from qa_service.answering.context import Turn
 from qa_service.answering.decision import Decision
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class _Job:
     question: str
     top_k: int
     future: Future[Decision]
+    context: tuple[Turn, ...] | None = None
 
 
 class MicroBatcher:
@@ -64,13 +66,15 @@ class MicroBatcher:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, answerer: Answerer, question: str, top_k: int) -> Future[Decision]:
-        """Queue a question already through ``answerer.clean``; the future holds its decision (or the
-        error answering it raised)."""
+    def submit(
+        self, answerer: Answerer, question: str, top_k: int, context: tuple[Turn, ...] | None = None
+    ) -> Future[Decision]:
+        """Queue a question already through ``answerer.clean`` (with the conversation's previous
+        turns, if any); the future holds its decision (or the error answering it raised)."""
         if self._closed:
             raise RuntimeError("the batcher is closed")
         future: Future[Decision] = Future()
-        self._queue.put(_Job(answerer, question, top_k, future))
+        self._queue.put(_Job(answerer, question, top_k, future, context))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -125,7 +129,9 @@ class MicroBatcher:
             groups.setdefault(id(job.answerer), []).append(job)
         for jobs in groups.values():
             try:
-                decisions = jobs[0].answerer.answer_cleaned([job.question for job in jobs], [job.top_k for job in jobs])
+                decisions = jobs[0].answerer.answer_cleaned(
+                    [job.question for job in jobs], [job.top_k for job in jobs], [job.context for job in jobs]
+                )
             except Exception as exc:  # one bad question must not fail the others
                 if len(jobs) == 1:
                     jobs[0].future.set_exception(exc)
@@ -139,7 +145,7 @@ class MicroBatcher:
     def _answer_singly(jobs: list[_Job]) -> None:
         for job in jobs:
             try:
-                job.future.set_result(job.answerer.answer_cleaned([job.question], [job.top_k])[0])
+                job.future.set_result(job.answerer.answer_cleaned([job.question], [job.top_k], [job.context])[0])
             except Exception as exc:  # reported to the one request that caused it
                 job.future.set_exception(exc)
 

@@ -48,6 +48,7 @@ class Decision:
     note: str | None = None  # e.g. "ask a clinician" for a question about one's own diagnosis or dose
     disclaimer: str = ""
     coverage: Coverage | None = None  # how the question relates to the corpus (see coverage.py)
+    context: str | None = None  # the earlier question the message was read with (see context.py)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,19 @@ class DecisionPolicy:
     dose_note: str = "Ask your doctor or pharmacist how much to take."
     uncovered_message: str = "Our FAQ does not cover that topic. Please contact the clinic and our staff will help you."
     coverage: CoverageRules = field(default_factory=CoverageRules)
+
+
+def prefer_in_context(alone: Decision, together: Decision, leans: bool) -> Decision:
+    """The reply to a message with context: read with the conversation's topic when that finds an
+    answer and the message alone does not, or when the message leans on what came before ("is it
+    contagious?") and the topic leads to another entry; else the message's own reply."""
+    if together.status != "answered" or together.answer is None:
+        return alone
+    if alone.status != "answered" or alone.answer is None:
+        return together
+    if together.answer.entry.id != alone.answer.entry.id and leans:
+        return together
+    return alone
 
 
 def _answer_key(entry: FaqEntry) -> str:

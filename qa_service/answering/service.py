@@ -14,7 +14,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from qa_service.answering.answerer import normalize_question
 from qa_service.answering.batching import AnswerCache, MicroBatcher
+from qa_service.answering.context import Turn
 from qa_service.answering.decision import Decision
 from qa_service.answering.engine import Engine, load_engine
 from qa_service.answering.redflags import RedFlagRules, red_flags_from_settings
@@ -64,17 +66,22 @@ class ServiceState:
             on_start=lambda: set_search_threads(SERVICE_SEARCH_THREADS),
         )
 
-    async def answer(self, engine: Engine, question: str, top_k: int) -> Decision:
-        """The decision for one question: from the cache, or batched with others asked meanwhile."""
+    async def answer(
+        self, engine: Engine, question: str, top_k: int, context: tuple[Turn, ...] | None = None
+    ) -> Decision:
+        """The decision for one question (with the conversation's previous turns, if any): from the
+        cache, or batched with others asked meanwhile."""
         text = engine.answerer.clean(question)  # an invalid question fails here, never in a batch
+        if context:  # cleaned like questions, so that the cache sees equal turns as equal
+            context = tuple(Turn(normalize_question(turn.question), turn.answer_id) for turn in context)
         # the cleaned text: questions that differ only in Unicode form, invisible characters or
         # spacing share an entry
-        key = (engine.index.manifest.build_id, text, top_k)
+        key = (engine.index.manifest.build_id, text, top_k, context or None)
         cached = self.cache.get(key)
         self.metrics.cache.labels(result="miss" if cached is None else "hit").inc()
         if cached is not None:
             return cached
-        decision = await asyncio.wrap_future(self.batcher.submit(engine.answerer, text, top_k))
+        decision = await asyncio.wrap_future(self.batcher.submit(engine.answerer, text, top_k, context or None))
         self.cache.put(key, decision)
         return decision
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
+from qa_service.answering.context import MAX_TURNS, Turn
 from qa_service.answering.decision import Candidate, Decision, Status
 from qa_service.corpus.entries import FaqEntry, Source
 from qa_service.index.store import IndexManifest
@@ -22,6 +23,19 @@ def _whole(value: Any) -> Any:
 TopK = Annotated[StrictInt, Field(ge=1, le=20), BeforeValidator(_whole)]
 
 
+class TurnIn(BaseModel):
+    """An earlier turn of the conversation, as the widget keeps it: nothing is stored on the server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: StrictStr = Field(
+        ..., min_length=1, max_length=QUESTION_SCHEMA_MAX, description="What the patient asked in that turn."
+    )
+    answer_id: StrictStr | None = Field(
+        None, min_length=1, max_length=160, description="Id of the entry that answered it (null if none did)."
+    )
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,6 +47,19 @@ class AskRequest(BaseModel):
         examples=["How long will my back spasm last?"],
     )
     top_k: TopK | None = Field(None, description="How many alternatives to return at most (default: QA_DEFAULT_TOP_K).")
+    context: list[TurnIn] | None = Field(
+        None,
+        max_length=MAX_TURNS,
+        description=(
+            f"The conversation's previous turns, oldest first (at most {MAX_TURNS}), so that a follow-up such as "
+            "'how long does it last?' is read with the topic before it. Used only when the message needs it; "
+            "never stored."
+        ),
+        examples=[[{"question": "What is a back spasm?", "answer_id": "what-is-a-spasm-in-the-back"}]],
+    )
+
+    def turns(self) -> tuple[Turn, ...] | None:
+        return tuple(Turn(turn.question, turn.answer_id) for turn in self.context) if self.context else None
 
     @field_validator("question")
     @classmethod
@@ -89,6 +116,13 @@ class AskResponse(BaseModel):
         None, description="A note to show with the reply, e.g. to ask a clinician about one's own diagnosis or dose."
     )
     disclaimer: str = Field("", description="Shown with every reply (QA_DISCLAIMER).")
+    context: str | None = Field(
+        None,
+        description=(
+            "Set when the message was read together with the conversation's earlier turn: the question it was "
+            "read with (show it as 'answering about: ...'). Null when the message was answered on its own."
+        ),
+    )
 
     @classmethod
     def from_decision(cls, decision: Decision) -> AskResponse:
@@ -117,6 +151,7 @@ class AskResponse(BaseModel):
             ),
             note=decision.note,
             disclaimer=decision.disclaimer,
+            context=decision.context,
         )
 
 

@@ -29,6 +29,7 @@ from qa_service.answering.retrieval import RankingWeights, Retriever, Scored, we
 from qa_service.build.finetune import PreviousBuild, adapt_model, embedding_key
 from qa_service.corpus.duplicates import KnownPairs, find_near_duplicates
 from qa_service.corpus.entries import FaqEntry, content_hashes, hash_entries, load_corpus
+from qa_service.corpus.synonyms import SYNONYMS_FILE, Synonyms, load_synonyms
 from qa_service.errors import BuildInProgressError, CorpusError, IndexUnavailableError
 from qa_service.index.embedcache import CACHE_DIR, EmbeddingCache
 from qa_service.index.keywords import TERMS_FILE, KeywordIndex, TermCache
@@ -99,11 +100,13 @@ def build_settings(settings: Settings) -> dict[str, object]:
     )
 
 
-def keyword_texts(entries: Sequence[FaqEntry]) -> list[list[str]]:
-    """The keyword index's fields: question with alternates, and question with answer."""
+def keyword_texts(entries: Sequence[FaqEntry], synonyms: Synonyms | None = None) -> list[list[str]]:
+    """The keyword index's fields: question with alternates, and question with answer (read in the
+    FAQ's terms, see ``synonyms``)."""
+    read = synonyms.canonical if synonyms else str
     return [
-        [" ".join([entry.question, *entry.alternates]) for entry in entries],
-        [f"{entry.question} {entry.answer}" for entry in entries],
+        [read(" ".join([entry.question, *entry.alternates])) for entry in entries],
+        [read(f"{entry.question} {entry.answer}") for entry in entries],
     ]
 
 
@@ -115,8 +118,12 @@ def prepare_build(
     progress: bool = False,
     index_dir: Path | None = None,
     retrain: bool = False,
+    synonyms: Synonyms | None = None,
 ) -> BuildContent:
     """Adapt the model, embed the entries' texts, index their keywords; nothing is written.
+
+    ``synonyms`` (the corpus folder's synonyms.txt) is how the texts are read: patients' words in the
+    FAQ's terms, at build as at question time; the manifest records it.
 
     With ``index_dir``, the build being served there lends what has not changed: its fine-tuned
     model (see ``adapt_model``), the vectors of unchanged texts (embedding cache) and its
@@ -133,11 +140,12 @@ def prepare_build(
     row_entry: list[int] = []
     row_field: list[int] = []
     texts: list[str] = []
+    read = synonyms.canonical if synonyms else str
     for position, entry in enumerate(kept):
         for field, text in entry_texts(entry):
             row_entry.append(position)
             row_field.append(FIELD_NAMES.index(field))
-            texts.append(text)
+            texts.append(read(text))
     logger.info("embedding %d texts of %d entries", len(texts), len(kept))
     embedding_started = time.perf_counter()
     with tqdm(total=len(texts), unit="text", desc="embedding", disable=not progress, leave=False) as bar:
@@ -162,13 +170,14 @@ def prepare_build(
             corpus_hash=corpus_hash,
             excluded_ids=dropped,
             build_seconds=time.perf_counter() - started,
-            keywords=KeywordIndex.build(keyword_texts(kept), terms) if kept else None,
+            keywords=KeywordIndex.build(keyword_texts(kept, synonyms), terms) if kept else None,
             keyword_fields=["question+alternates", "question+answer"] if kept else [],
             build_settings=build_settings(settings),
             encoder_precision=adapted.encoder.precision,
             fine_tune=adapted.fine_tune,
             model_weights=adapted.base_weights,
             save_model=adapted.save_model,
+            synonyms=synonyms.as_dict() if synonyms else {},
         )
         question_rows = content.row_field == FIELD_NAMES.index("question")
         known = known_pairs(previous, kept, adapted.embedding_key) if previous is not None else None
@@ -251,9 +260,12 @@ def measure_offtopic(
     index = build_in_memory(content, kind="flat")
     weights = weights_from_settings(settings)
 
+    read = Synonyms.from_dict(content.synonyms).canonical  # as the service will read questions
+
     def tops(questions: list[str], weights: RankingWeights) -> list[Scored]:
         if not questions:
             return []
+        questions = [read(question) for question in questions]
         ranked = Retriever(index, weights).rank(cache.encode(encoder, questions), questions, k=1)
         return [scored[0] for scored in ranked if scored]
 
@@ -279,6 +291,8 @@ def index_is_current(settings: Settings, embedder: Embedder) -> str | None:
         return "the corpus changed since the index was built"
     if manifest.build_settings != build_settings(settings):
         return "build settings changed since the index was built"
+    if manifest.synonyms != load_synonyms(settings.corpus_dir).as_dict():
+        return f"the synonyms ({SYNONYMS_FILE}) changed since the index was built"
     if "uncovered_count" not in (manifest.calibration or {}):
         return "the index was built before builds measured the coverage check's reference level"
     return None
@@ -296,6 +310,7 @@ def build_index(
     """Load and validate the corpus, embed it, and publish a new index build atomically."""
     corpus_dir = corpus_dir or settings.corpus_dir
     corpus = load_corpus(corpus_dir)  # a corpus error stops the build before anything is written
+    synonyms = load_synonyms(corpus_dir)  # so does an error in the synonyms file
     kept, dropped = served_entries(corpus.entries, settings.exclude_flags)
     if not kept:  # publishing would replace the served index with one that answers nothing
         raise CorpusError(
@@ -305,7 +320,13 @@ def build_index(
     index_dir = index_dir or settings.index_dir
     with _only_build(index_dir):
         content = prepare_build(
-            corpus.entries, embedder, settings, progress=progress, index_dir=index_dir, retrain=retrain
+            corpus.entries,
+            embedder,
+            settings,
+            progress=progress,
+            index_dir=index_dir,
+            retrain=retrain,
+            synonyms=synonyms,
         )
         manifest = publish_build(index_dir, content, keep_builds=settings.keep_builds)
     logger.info(

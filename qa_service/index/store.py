@@ -109,6 +109,7 @@ class IndexManifest(BaseModel):
     index_params: dict[str, int] = {}  # hnsw: M, ef_construction, ef_search (applied on load); flat: none
     encoder_precision: str = "float32"  # arithmetic the vectors were computed in (QA_ENCODER_PRECISION)
     model_weights: str | None = None  # hash of the configured model's files the build started from
+    synonyms: dict[str, list[str]] = {}  # the clinic's vocabulary the build read its texts with (synonyms.txt)
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(include={"build_id", "model", "dimension", "entry_count", "corpus_hash", "built_at"})
@@ -416,6 +417,7 @@ class BuildContent:
     save_model: Callable[[Path], None] | None = None  # writes the fine-tuned model into a folder
     calibration: dict[str, float] | None = None
     near_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _manifest_for(
@@ -446,6 +448,7 @@ def _manifest_for(
         near_duplicate_pairs=len(content.near_duplicates),
         near_duplicates_differing=sum(1 for pair in content.near_duplicates if pair.get("answers_differ")),
         index_params=index_params,
+        synonyms=content.synonyms,
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from qa_service.answering.context import told_together
 from qa_service.answering.decision import urgent_decision
 from qa_service.answering.engine import policy_from_settings
 from qa_service.api.deps import EngineDep, StateDep
@@ -35,18 +36,24 @@ def router(settings: Settings, metrics: Metrics) -> APIRouter:
     @routes.post("/v1/ask", response_model=AskResponse, responses=error_responses(*GUARDED, 422, 503))
     async def ask(body: AskRequest, state: StateDep) -> Response:
         """Answer a question from the curated FAQ (or decline, or ask to clarify); escalate emergencies."""
-        if len(body.question) > settings.max_question_chars:  # as sent: the schema's maxLength
-            raise InvalidQuestionError(
-                f"question is {len(body.question)} characters long; the limit is {settings.max_question_chars}"
-            )
+        for name, text in [
+            ("question", body.question),
+            *(("context question", t.question) for t in body.context or ()),
+        ]:
+            if len(text) > settings.max_question_chars:  # as sent: the schema's maxLength
+                raise InvalidQuestionError(
+                    f"{name} is {len(text)} characters long; the limit is {settings.max_question_chars}"
+                )
         engine = state.engine
-        if engine is None:
-            flag = state.red_flags.check(body.question) if state.red_flags is not None else None
+        if engine is None:  # red flags are answered even without an index: the message, then the conversation
+            told = told_together(body.turns() or (), body.question)[1]
+            rules = state.red_flags
+            flag = (rules.check(body.question) or rules.check(told)) if rules is not None else None
             if flag is None:
                 raise NotReadyError(f"the service is not ready: {state.not_ready_reason}")
             metrics.decisions.labels(status="urgent").inc()
             return _reply(AskResponse.from_decision(urgent_decision(flag, policy)))
-        decision = await state.answer(engine, body.question, body.top_k or settings.default_top_k)
+        decision = await state.answer(engine, body.question, body.top_k or settings.default_top_k, body.turns())
         if settings.log_questions:
             logger.info("question %r -> %s", scrub(body.question), decision.status)
         state.record_unanswered(body.question, decision)  # queued; written off the request path

@@ -27,12 +27,14 @@
   var SVG_NS = 'http://www.w3.org/2000/svg';
   var ICON_CHAT = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z';
   var ICON_CLOSE = 'M6 6l12 12M18 6L6 18';
+  var MAX_TURNS = 3; // earlier turns sent with a question (the API's limit)
 
   var config = readConfig(script);
   var state = {
     open: false,
     busy: false,
     turn: 0, // bumped by "clear": replies to an older conversation are dropped
+    history: [], // the conversation's last turns {question, answer_id}, sent with each question; page memory only
     requests: [], // AbortControllers of requests in flight
     ids: 0
   };
@@ -326,6 +328,7 @@
 
   function clearConversation() {
     state.turn += 1;
+    state.history = [];
     state.requests.forEach(function (controller) {
       controller.abort();
     });
@@ -535,6 +538,10 @@
   /** An FAQ entry's curated answer, with its source and the feedback buttons. */
   function appendEntry(parent, entry, context) {
     appendNote(parent, context.note);
+    if (context.about) {
+      // the message was read as a follow-up of an earlier question: say which
+      parent.appendChild(el('p', 'qa-about', 'Answering about: ' + context.about));
+    }
     var matched = el('p', 'qa-matched');
     matched.appendChild(el('span', 'qa-visually-hidden', 'FAQ question: '));
     matched.appendChild(document.createTextNode(entry.question));
@@ -546,7 +553,8 @@
   }
 
   function showReply(question, reply) {
-    var context = { question: question, note: reply.note, disclaimer: reply.disclaimer };
+    var context = { question: question, note: reply.note, disclaimer: reply.disclaimer, about: reply.context };
+    remember(question, reply.status === 'answered' && reply.answer ? reply.answer.id : null);
     if (reply.status === 'urgent') {
       showUrgent(reply);
       return;
@@ -706,13 +714,23 @@
       });
   }
 
+  /** Keep a turn for the next questions' context (the last MAX_TURNS, in this page only). */
+  function remember(question, answerId) {
+    state.history.push({ question: question, answer_id: answerId });
+    state.history = state.history.slice(-MAX_TURNS);
+  }
+
   function ask(question, echo) {
     if (echo) {
       showUserMessage(question);
     }
+    var body = { question: question };
+    if (state.history.length) {
+      body.context = state.history.slice();
+    }
     converse(
       function () {
-        return request('POST', 'v1/ask', { question: question });
+        return request('POST', 'v1/ask', body);
       },
       function (reply) {
         showReply(question, reply);
@@ -736,6 +754,11 @@
         return request('GET', 'v1/faq/' + encodeURIComponent(alternative.id));
       },
       function (entry) {
+        // the patient chose this entry for their last question: it is that turn's answer now
+        var last = state.history[state.history.length - 1];
+        if (last && last.question === context.question) {
+          last.answer_id = entry.id;
+        }
         var message = botMessage('qa-answered');
         appendEntry(message, entry, context);
         appendFeedback(message, entry.id, context.question);

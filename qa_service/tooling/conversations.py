@@ -1,0 +1,150 @@
+"""Measures follow-up questions: the conversation set in ``tests/data/conversations``.
+
+Each conversation has earlier turns (what the patient asked, the entry that answered it) and a last
+message with the entry that should answer it (or "urgent"). Kinds:
+
+- ``needs_context``: the last message cannot be answered alone ("how long does it last?");
+- ``standalone``: it names its own topic, and context must not change its answer;
+- ``emergency``: an emergency told over several messages.
+
+The set is split by a hash of each conversation into a tuning half and a reporting half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa_service.answering.answerer import Answerer
+from qa_service.answering.context import Turn
+from qa_service.answering.decision import Decision
+
+
+@dataclass(frozen=True)
+class Conversation:
+    corpus: str
+    kind: str
+    turns: tuple[Turn, ...]
+    last: str
+    expected: frozenset[str]  # right entry ids, or {"urgent"}
+    benign: bool = False
+
+    @property
+    def half(self) -> str:
+        """ "tune" or "report", fixed by the conversation's words."""
+        text = "\n".join([*(turn.question for turn in self.turns), self.last])
+        return "tune" if hashlib.sha256(text.encode()).digest()[0] % 2 == 0 else "report"
+
+
+def load_conversations(path: Path) -> list[Conversation]:
+    conversations = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row: dict[str, Any] = json.loads(line)
+            turns = tuple(Turn(turn["question"], turn.get("answer_id")) for turn in row["turns"])
+            expected = frozenset([row["expected"], *row.get("also", [])])
+            conversations.append(
+                Conversation(row["corpus"], row["kind"], turns, row["last"], expected, bool(row.get("benign_alarm")))
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}:{number}: not a conversation ({exc})") from None
+    return conversations
+
+
+def _top(decision: Decision) -> str | None:
+    """The entry the reply puts first: its answer, or the first choice it offers."""
+    if decision.status == "urgent":
+        return "urgent"
+    if decision.answer is not None:
+        return decision.answer.entry.id
+    return decision.alternatives[0].entry.id if decision.alternatives else None
+
+
+@dataclass
+class Outcome:
+    conversation: Conversation
+    alone: Decision
+    together: Decision
+
+    def right(self, decision: Decision) -> bool:
+        if "urgent" in self.conversation.expected:
+            return decision.status == "urgent"
+        return decision.status == "answered" and _top(decision) in self.conversation.expected
+
+    def top_right(self, decision: Decision) -> bool:
+        return _top(decision) in self.conversation.expected
+
+
+def run(answerer: Answerer, conversations: Sequence[Conversation]) -> list[Outcome]:
+    return [Outcome(c, answerer.ask(c.last), answerer.ask(c.last, context=c.turns)) for c in conversations]
+
+
+@dataclass
+class Report:
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, name: str, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        count = len(outcomes)
+        row: dict[str, Any] = {"conversations": count}
+        row["right_with_context"] = round(sum(o.right(o.together) for o in outcomes) / count, 4)
+        row["right_alone"] = round(sum(o.right(o.alone) for o in outcomes) / count, 4)
+        row["p_at_1_with_context"] = round(sum(o.top_right(o.together) for o in outcomes) / count, 4)
+        row["p_at_1_alone"] = round(sum(o.top_right(o.alone) for o in outcomes) / count, 4)
+        row["read_in_context"] = sum(o.together.context is not None for o in outcomes)
+        row["escalated"] = sum(o.together.status == "urgent" for o in outcomes)
+        self.rows[name] = row
+
+
+def report(outcomes: Sequence[Outcome]) -> Report:
+    """Figures per kind, per corpus and kind, and per half."""
+    groups: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        c = outcome.conversation
+        kind = "benign" if c.benign else c.kind
+        for name in (kind, f"{kind} / {c.corpus}", f"{kind} / {c.half}"):
+            groups[name].append(outcome)
+    result = Report()
+    for name in sorted(groups):
+        result.add(name, groups[name])
+    return result
+
+
+def misses(outcomes: Sequence[Outcome], *, half: str | None = None) -> list[str]:
+    """One line per conversation answered wrongly in context (for reading the tuning half)."""
+    lines = []
+    for outcome in outcomes:
+        c = outcome.conversation
+        if (half is None or c.half == half) and not outcome.right(outcome.together):
+            turns = " | ".join(turn.question for turn in c.turns)
+            lines.append(
+                f"[{c.kind}/{c.corpus}] {turns} || {c.last} -> {outcome.together.status} {_top(outcome.together)} "
+                f"(alone: {outcome.alone.status} {_top(outcome.alone)}; expected {sorted(c.expected)})"
+            )
+    return lines
+
+
+def latency(answerer: Answerer, conversations: Sequence[Conversation], rounds: int = 5) -> dict[str, float]:
+    """Median milliseconds per last message asked alone and with its context, alternating, in-process."""
+    alone: list[float] = []
+    together: list[float] = []
+    for _ in range(rounds):
+        for c in conversations:
+            started = time.perf_counter()
+            answerer.ask(c.last)
+            alone.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            answerer.ask(c.last, context=c.turns)
+            together.append(time.perf_counter() - started)
+    a, t = statistics.median(alone) * 1000, statistics.median(together) * 1000
+    return {"alone_ms": round(a, 3), "with_context_ms": round(t, 3), "ratio": round(t / a, 3)}
