@@ -19,10 +19,12 @@ from fastapi.testclient import TestClient
 from qa_service.cli import main
 from qa_service.errors import StorageError
 from qa_service.ops.migrations import MIGRATIONS, Migration, MigrationResult, latest_version
+from qa_service.ops.privacy import scrub
 from qa_service.ops.storage import SQLiteFeedbackStore, open_feedback_store
 from qa_service.ops.storage_pg import redact
 from qa_service.settings import Settings
 from qa_service.tooling.bench import free_port
+from qa_service.tooling.feedback_check import tag
 from tests.conftest import ROOT
 
 EXTRA_TABLE = Migration(
@@ -166,3 +168,8 @@ def test_an_sqlite_store_loads_nothing_of_postgresql(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_durability_check_tags_each_vote_so_the_scrub_keeps_it() -> None:
+    tags = [tag(number) for number in range(20_000)]
+    assert len(set(tags)) == 20_000 and all(scrub(f"check abc {t}") == f"check abc {t}" for t in tags[::97])
