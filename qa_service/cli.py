@@ -110,13 +110,13 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.answering.engine import load_engine
     from qa_service.corpus.entries import write_text_atomically
     from qa_service.ops.review import build_review, render_markdown
-    from qa_service.ops.storage import SQLiteFeedbackStore
+    from qa_service.ops.storage import feedback_store_from_settings
 
     _check_output(args.out)
-    if not settings.feedback_db.exists():
+    if isinstance(settings.feedback_db, Path) and not settings.feedback_db.exists():
         print(f"qa-service: error: {settings.feedback_db}: no feedback database yet", file=sys.stderr)
         return 1
-    store = SQLiteFeedbackStore(settings.feedback_db, retention_days=settings.retention_days)
+    store = feedback_store_from_settings(settings)
     try:
         report = render_markdown(
             build_review(store, load_engine(settings), similarity=args.similarity, min_confidence=args.min_confidence),
@@ -127,6 +127,20 @@ def _cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     print(report, end="")
     write_text_atomically(args.out, report)
     print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.ops.storage import feedback_store_from_settings
+
+    store = feedback_store_from_settings(settings)  # opening a store applies what is missing
+    store.close()
+    result = store.migration
+    if result.applied:
+        done = ", ".join(str(version) for version in result.applied)
+        print(f"{store.name}: feedback schema migrated from version {result.before} to {result.after} (applied {done})")
+    else:
+        print(f"{store.name}: feedback schema is up to date (version {result.after})")
     return 0
 
 
@@ -488,6 +502,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     index_options(command)
     command.set_defaults(handler=_cmd_review)
+
+    command = add("migrate", "Create or upgrade the feedback database's schema (QA_FEEDBACK_DB: SQLite or PostgreSQL).")
+    command.set_defaults(handler=_cmd_migrate)
 
     command = add("redflags", "Check the red-flag rules file, and which messages it escalates.")
     command.add_argument("--rules", type=Path, help="rules file (default: QA_RED_FLAGS_FILE or the bundled rules)")

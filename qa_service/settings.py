@@ -179,7 +179,13 @@ class Settings(BaseSettings):
         "Always follow the label.",
         description="Note added to a reply when the question asks how much of a medicine to take.",
     )
-    feedback_db: Path = Field(Path("data/feedback.sqlite3"), description="SQLite file for feedback and review data.")
+    feedback_db: Path | str = Field(
+        Path("data/feedback.sqlite3"),
+        description="Feedback and review store: an SQLite file, or a postgresql:// URL (shared by replicas).",
+    )
+    feedback_pool_size: int = Field(
+        10, ge=1, le=1000, description="PostgreSQL feedback store: most connections each process opens."
+    )
     record_unanswered: bool = Field(
         False, description="Store (scrubbed) questions that got no_answer or clarify, for `qa-service review`."
     )
@@ -232,6 +238,20 @@ class Settings(BaseSettings):
         if value and not re.match(r"^https?://[^\s/?#]+", value, flags=re.IGNORECASE):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
+
+    @field_validator("feedback_db", mode="before")
+    @classmethod
+    def _path_or_postgresql_url(cls, value: object) -> object:
+        from qa_service.ops.storage import POSTGRESQL_SCHEMES
+
+        if not isinstance(value, str):
+            return value
+        if value.startswith(POSTGRESQL_SCHEMES):
+            return value
+        scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", value)
+        if scheme:  # the value itself is not echoed: a URL may carry a password
+            raise ValueError(f"{scheme.group(1)}:// is not a supported store; use a file path or a postgresql:// URL")
+        return Path(value)
 
     @field_validator("log_level")
     @classmethod

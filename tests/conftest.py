@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from qa_service.api.app import create_app
 from qa_service.build.pipeline import build_index
 from qa_service.model.embedder import SentenceTransformerEmbedder
 from qa_service.settings import DEFAULT_MODEL, Settings
+from qa_service.tooling.pgserver import PostgresServer, temporary_postgres, why_no_postgres
 from tests.fakes import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,14 +113,55 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sente
     return settings
 
 
+def skip_outside_ci(skip_reason: str, ci_failure: str) -> NoReturn:
+    """Skip a test whose dependency this machine lacks; fail it in CI (CI=true), which must run it."""
+    if os.environ.get("CI"):
+        pytest.fail(ci_failure)
+    pytest.skip(skip_reason)
+
+
 def shared_dataset(name: str) -> Path:
     """A dataset folder from ../shared/datasets; skips when absent, except in CI where it must exist."""
     path = SHARED_DATASETS / name
     if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing; CI runs beside ../shared")
-        pytest.skip(f"{path} not present (benchmark data lives outside the repo)")
+        skip_outside_ci(
+            f"{path} not present (benchmark data lives outside the repo)",
+            f"{path} is missing; CI runs beside ../shared",
+        )
     return path
+
+
+# --- feedback stores: every storage test runs on SQLite and on a real PostgreSQL server ----------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway server for the session (qa_service.tooling.pgserver; as root it runs as the
+    ``postgres`` user). Skips where PostgreSQL is not installed, except in CI, which installs it."""
+    reason = why_no_postgres()
+    if reason is not None:
+        skip_outside_ci(
+            f"PostgreSQL feedback-store tests skipped: {reason}",
+            f"{reason}: CI runs the PostgreSQL feedback-store tests (bash .ci/run installs it)",
+        )
+    with temporary_postgres(fsync=False) as server:  # fsync only matters if the machine itself crashes
+        yield server
+
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def feedback_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """What QA_FEEDBACK_DB would say: a new SQLite file, or the URL of a new PostgreSQL database
+    (dropped after the test)."""
+    if request.param == "sqlite":
+        yield tmp_path / "data" / "feedback.sqlite3"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"qa_feedback_{os.getpid()}_{next(_database_numbers)}"
+    with DatabaseJanitor(user=server.user, host=server.host, port=server.port, dbname=name):
+        yield server.url(name)
 
 
 def use_embedder(monkeypatch: pytest.MonkeyPatch, embedder: Any) -> None:

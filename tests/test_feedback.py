@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
+from typing import NamedTuple, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,10 +23,23 @@ from qa_service.cli import main
 from qa_service.corpus.entries import dump_corpus, load_corpus_file
 from qa_service.errors import StorageError
 from qa_service.ops.privacy import scrub
-from qa_service.ops.storage import DAY, SQLiteFeedbackStore, UnansweredRecord, UnansweredRecorder
+from qa_service.ops.storage import (
+    DAY,
+    Feedback,
+    FeedbackStore,
+    Unanswered,
+    UnansweredRecord,
+    UnansweredRecorder,
+    open_feedback_store,
+)
 from qa_service.settings import Settings
 from tests.conftest import ROOT, use_embedder
 from tests.fakes import HashingEmbedder
+
+
+class Stored(NamedTuple):
+    feedback: list[Feedback]
+    unanswered: list[Unanswered]
 
 
 @pytest.mark.parametrize(
@@ -59,6 +75,12 @@ def test_scrub_still_finds_addresses_beside_punctuation() -> None:
     assert cleaned == "write to ([email]), [email]; or [email]."
 
 
+def stored(target: Path | str, *, retention_days: float = 30, clock: Callable[[], float] = time.time) -> Stored:
+    """What a store holds, read by opening it anew (and closing it)."""
+    with closing(open_feedback_store(target, retention_days=retention_days, clock=clock)) as store:
+        return Stored(store.feedback(), store.unanswered())
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -67,21 +89,21 @@ class Clock:
         return self.now
 
 
-def test_store_persists_scrubbed_rows(tmp_path: Path) -> None:
-    store = SQLiteFeedbackStore(tmp_path / "f.db", retention_days=30)
+def test_store_persists_scrubbed_rows(feedback_db: Path | str) -> None:
+    store = open_feedback_store(feedback_db, retention_days=30)
     store.add_feedback("spasm-duration", False, "too vague, call me on 07700 900123", "how long? jane@x.org")
     store.add_unanswered("parking? my number is 555 123 4567", "no_answer", [])
     store.close()
-    reopened = SQLiteFeedbackStore(tmp_path / "f.db", retention_days=30)
-    [feedback] = reopened.feedback()
+    reopened = stored(feedback_db)
+    [feedback] = reopened.feedback
     assert feedback.answer_id == "spasm-duration" and not feedback.helpful
     assert feedback.reason == "too vague, call me on [phone]" and feedback.question == "how long? [email]"
-    assert [u.question for u in reopened.unanswered()] == ["parking? my number is [phone]"]
+    assert [u.question for u in reopened.unanswered] == ["parking? my number is [phone]"]
 
 
-def test_stored_questions_expire_after_the_retention_period(tmp_path: Path) -> None:
+def test_stored_questions_expire_after_the_retention_period(feedback_db: Path | str) -> None:
     clock = Clock()
-    store = SQLiteFeedbackStore(tmp_path / "f.db", retention_days=2, clock=clock)
+    store = open_feedback_store(feedback_db, retention_days=2, clock=clock)
     store.add_unanswered("old question", "no_answer", [])
     store.add_feedback("spasm-duration", True, None, "old feedback question")
     clock.now += 1 * DAY
@@ -93,24 +115,24 @@ def test_stored_questions_expire_after_the_retention_period(tmp_path: Path) -> N
     assert feedback.question is None and feedback.helpful  # the vote stays, the question text goes
     store.close()
     clock.now += 10 * DAY  # and opening the store purges too
-    assert SQLiteFeedbackStore(tmp_path / "f.db", retention_days=2, clock=clock).unanswered() == []
+    assert stored(feedback_db, retention_days=2, clock=clock).unanswered == []
 
 
 WRITER = """
 import sys
 from pathlib import Path
-from qa_service.ops.storage import SQLiteFeedbackStore
-store = SQLiteFeedbackStore(Path(sys.argv[1]), retention_days=30)
+from qa_service.ops.storage import open_feedback_store
+target = sys.argv[1]
+store = open_feedback_store(target if "://" in target else Path(target), retention_days=30)
 for number in range(1, 100000):
     store.add_feedback(f"entry-{number}", number % 2 == 0, None, None)
     print(number, flush=True)
 """
 
 
-def test_a_killed_writer_loses_no_committed_feedback(tmp_path: Path) -> None:
-    db = tmp_path / "f.db"
+def test_a_killed_writer_loses_no_committed_feedback(feedback_db: Path | str) -> None:
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db)],
+        [sys.executable, "-c", WRITER, str(feedback_db)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -125,7 +147,7 @@ def test_a_killed_writer_loses_no_committed_feedback(tmp_path: Path) -> None:
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     writer.stdout.close()
-    rows = SQLiteFeedbackStore(db, retention_days=30).feedback()
+    rows = stored(feedback_db).feedback
     assert committed >= 200 and len(rows) >= committed
     assert [row.answer_id for row in rows[:committed]] == [f"entry-{n}" for n in range(1, committed + 1)]
 
@@ -133,12 +155,15 @@ def test_a_killed_writer_loses_no_committed_feedback(tmp_path: Path) -> None:
 # --- through the API ------------------------------------------------------------------------------------
 
 
-def test_feedback_endpoint(client: TestClient, built_settings: Settings) -> None:
+def test_feedback_endpoint(
+    built_settings: Settings, client_for: Callable[[Settings], TestClient], feedback_db: Path | str
+) -> None:
+    client = client_for(built_settings.model_copy(update={"feedback_db": feedback_db}))
     response = client.post(
         "/v1/feedback", json={"answer_id": "spasm-duration", "helpful": False, "reason": "mail me: a@b.org"}
     )
     assert response.status_code == 201 and response.json() == {"recorded": True}
-    [row] = SQLiteFeedbackStore(Path("data/feedback.sqlite3"), retention_days=30).feedback()
+    [row] = stored(feedback_db).feedback  # committed before the 201
     assert row.answer_id == "spasm-duration" and row.reason == "mail me: [email]"
 
     missing = client.post("/v1/feedback", json={"answer_id": "nope", "helpful": True})
@@ -148,38 +173,46 @@ def test_feedback_endpoint(client: TestClient, built_settings: Settings) -> None
 
 
 def test_unanswered_questions_are_recorded_only_when_enabled(
-    built_settings: Settings, client_for: Callable[[Settings], TestClient], caplog: pytest.LogCaptureFixture
+    built_settings: Settings,
+    client_for: Callable[[Settings], TestClient],
+    caplog: pytest.LogCaptureFixture,
+    feedback_db: Path | str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    off = client_for(built_settings)
+    settings = built_settings.model_copy(update={"feedback_db": feedback_db})
+    off = client_for(settings)
     off.post("/v1/ask", json={"question": "banana bread recipe from jane@x.org"})
-    on = client_for(built_settings.model_copy(update={"record_unanswered": True}))
+    on = client_for(settings.model_copy(update={"record_unanswered": True}))
     on.post("/v1/ask", json={"question": "banana bread recipe from jane@x.org"})
     on.post("/v1/ask", json={"question": "How long do back spasms last?"})  # answered: not recorded
     on.app.state.service.recorder.flush()  # type: ignore[attr-defined]  # written after the reply
-    rows = SQLiteFeedbackStore(Path("data/feedback.sqlite3"), retention_days=30).unanswered()
+    rows = stored(feedback_db).unanswered
     assert [(r.question, r.status) for r in rows] == [("banana bread recipe from [email]", "no_answer")]
     assert "banana" not in caplog.text  # logs never carry question text by default
 
 
-class SlowStore(SQLiteFeedbackStore):
+class SlowStore:
     """A store whose first group waits until released, and which counts its transactions."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, retention_days=30)
+    def __init__(self, target: Path | str) -> None:
+        self.store = open_feedback_store(target, retention_days=30)
         self.release = threading.Event()
         self.groups: list[int] = []
+        self.unanswered = self.store.unanswered
 
     def add_unanswered_many(self, records: Sequence[UnansweredRecord]) -> None:
         if not self.groups:
             self.release.wait(5)
         self.groups.append(len(records))
-        super().add_unanswered_many(records)
+        self.store.add_unanswered_many(records)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
 
 
-def test_the_recorder_commits_what_queued_meanwhile_together_and_in_order(tmp_path: Path) -> None:
-    store = SlowStore(tmp_path / "f.db")
-    recorder = UnansweredRecorder(store)
+def test_the_recorder_commits_what_queued_meanwhile_together_and_in_order(feedback_db: Path | str) -> None:
+    store = SlowStore(feedback_db)
+    recorder = UnansweredRecorder(cast(FeedbackStore, store))
     for number in range(40):
         recorder.record(f"question {number}", "no_answer", ["a"])
     store.release.set()
@@ -189,12 +222,13 @@ def test_the_recorder_commits_what_queued_meanwhile_together_and_in_order(tmp_pa
     recorder.record("asked last", "clarify", ["a", "b"])
     recorder.close()  # what is queued is written before it stops
     assert store.unanswered()[-1].question == "asked last" and store.unanswered()[-1].candidates == ["a", "b"]
+    store.close()
 
 
 def test_the_recorder_outlives_a_failed_write_and_drops_past_its_limit(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    feedback_db: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = SlowStore(tmp_path / "f.db")
+    store = SlowStore(feedback_db)
     store.release.set()
     writing, failed_once = threading.Event(), threading.Event()
     carry_on = threading.Event()
@@ -209,7 +243,7 @@ def test_the_recorder_outlives_a_failed_write_and_drops_past_its_limit(
         original(records)
 
     store.add_unanswered_many = fails_first  # type: ignore[method-assign]
-    recorder = UnansweredRecorder(store, limit=3)
+    recorder = UnansweredRecorder(cast(FeedbackStore, store), limit=3)
     with caplog.at_level(logging.WARNING, logger="qa_service.ops.storage"):
         recorder.record("q0", "no_answer", [])
         assert writing.wait(5)  # the writer holds q0
@@ -221,6 +255,7 @@ def test_the_recorder_outlives_a_failed_write_and_drops_past_its_limit(
         recorder.close()
     assert "disk full" in caplog.text and "(2 dropped so far)" in caplog.text
     assert [u.question for u in store.unanswered()] == ["q1", "q2", "q3", "after the failure"]
+    store.close()
 
 
 def test_question_logging_is_opt_in_and_scrubbed(
@@ -233,7 +268,7 @@ def test_question_logging_is_opt_in_and_scrubbed(
 
 
 def test_adding_a_suggested_phrasing_makes_the_question_answerable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], feedback_db: Path | str
 ) -> None:
     """The review loop: unanswered question -> review suggests an entry -> staff add it -> rebuild -> answered."""
     project = tmp_path / "project"
@@ -242,7 +277,12 @@ def test_adding_a_suggested_phrasing_makes_the_question_answerable(
     corpus_file.write_text((ROOT / "tests" / "data" / "tiny_corpus.yaml").read_text())
     fake = HashingEmbedder()
     use_embedder(monkeypatch, fake)
-    for name, value in {"QA_MODEL": fake.name, "QA_ANSWER_THRESHOLD": "0.5", "QA_RECORD_UNANSWERED": "true"}.items():
+    for name, value in {
+        "QA_MODEL": fake.name,
+        "QA_ANSWER_THRESHOLD": "0.5",
+        "QA_RECORD_UNANSWERED": "true",
+        "QA_FEEDBACK_DB": str(feedback_db),
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(project)
     question = "spasm in my back: how many days until it is gone?"

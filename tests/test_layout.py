@@ -43,6 +43,8 @@ def importers_of(prefix: str) -> list[str]:
         ("sentence_transformers", "model/"),
         ("torch", "model/"),
         ("wordfreq", "answering/coverage.py"),
+        ("psycopg", "ops/storage_pg.py"),
+        ("psycopg_pool", "ops/storage_pg.py"),
     ],
 )
 def test_each_heavy_library_is_imported_in_one_place(library: str, allowed: str) -> None:

@@ -28,7 +28,7 @@ from qa_service.build.pipeline import build_index
 from qa_service.model.embedder import SentenceTransformerEmbedder
 from qa_service.settings import DEFAULT_MODEL, Settings
 from qa_service.tooling.bench import free_port, start_server
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, skip_outside_ci
 
 if TYPE_CHECKING:
     from playwright.sync_api import (
@@ -65,11 +65,11 @@ FRIENDLY_ERRORS = {
 
 def _require(available: bool, what: str) -> None:
     """Skip on a developer machine without a browser-test dependency; fail in CI, which must run them."""
-    if available:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is missing: CI runs the browser tests (bash .ci/run installs it)")
-    pytest.skip(f"{what} is not installed; the widget's browser tests need it (see README, 'Chat widget')")
+    if not available:
+        skip_outside_ci(
+            f"{what} is not installed; the widget's browser tests need it (see README, 'Chat widget')",
+            f"{what} is missing: CI runs the browser tests (bash .ci/run installs it)",
+        )
 
 
 def _playwright_installed() -> bool:

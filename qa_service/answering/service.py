@@ -29,7 +29,7 @@ from qa_service.index.store import current_build_id, set_search_threads
 from qa_service.model.embedder import Embedder
 from qa_service.model.memory import HeapTrimmer, settle_heap
 from qa_service.ops.metrics import Metrics
-from qa_service.ops.storage import FeedbackStore, SQLiteFeedbackStore, UnansweredRecorder
+from qa_service.ops.storage import FeedbackStore, UnansweredRecorder, feedback_store_from_settings
 from qa_service.settings import Settings
 
 T = TypeVar("T")
@@ -137,7 +137,7 @@ class ServiceState:
             self.not_ready_reason = exc.message
             logger.error("not ready: %s", exc.message)
         try:
-            self.store = SQLiteFeedbackStore(self.settings.feedback_db, retention_days=self.settings.retention_days)
+            self.store = feedback_store_from_settings(self.settings)
             self.recorder = UnansweredRecorder(self.store)
         except StorageError as exc:  # answering goes on; feedback and recording report the problem
             self.store_error = exc.message

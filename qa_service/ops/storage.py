@@ -1,9 +1,12 @@
 """What the clinic learns from real use: answer feedback and the questions the FAQ could not answer.
 
-Behind a small interface (``FeedbackStore``); the default is SQLite in WAL mode with full syncs, so a
-committed write survives the process being killed. Text is scrubbed of personal identifiers before
-it is stored (``privacy.scrub``), and stored questions expire after the retention period: expired
-rows are deleted when the store opens and on every write.
+Behind a small interface (``FeedbackStore``) with two backends sharing one schema
+(``qa_service.ops.migrations``) and the same statements (``SqlFeedbackStore``): SQLite in WAL mode with
+full syncs, the default, for a file path; PostgreSQL (``qa_service.ops.storage_pg``, imported only
+then) for a ``postgresql://`` URL, so several replicas can share one store. Either way a write is
+committed before it returns, so it survives the process being killed. Text is scrubbed of personal
+identifiers before it is stored (``privacy.scrub``), and stored questions expire after the retention
+period: expired rows are deleted when the store opens and on every write.
 
 Unanswered questions are recorded off the request path (``UnansweredRecorder``): a writer thread
 commits whatever has queued since its last commit in one transaction, so 32 questions declined
@@ -17,17 +20,23 @@ import queue
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from qa_service.errors import StorageError
+from qa_service.ops.migrations import MIGRATIONS, Cursor, Dialect, Migration, MigrationResult, migrate
 from qa_service.ops.privacy import scrub
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from qa_service.ops.storage_pg import PostgresFeedbackStore
+    from qa_service.settings import Settings
+
 DAY = 86400.0
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 UnansweredStatus = Literal["no_answer", "clarify"]
 UnansweredRecord = tuple[str, UnansweredStatus, list[str]]  # question, status, candidate ids
@@ -62,64 +71,53 @@ class FeedbackStore(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteFeedbackStore:
-    """SQLite with WAL and synchronous=FULL; one connection guarded by a lock (FastAPI runs sync
-    routes on a thread pool)."""
+class SqlFeedbackStore(ABC):
+    """The statements, scrubbing and retention both backends share; a backend supplies transactions
+    (``_transaction``, which maps its driver's errors to StorageError) and its parameter marker."""
 
-    def __init__(self, path: Path, *, retention_days: float, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
+    dialect: Dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, name: str, *, retention_days: float, clock: Callable[[], float]) -> None:
+        self.name = name  # names the database in errors (a URL without its password)
         self.retention_seconds = retention_days * DAY
         self._now = clock
-        self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"{path}: cannot open the feedback database: {exc}") from None
-        self.purge_expired()
 
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StorageError(f"{self.path}: database schema {version} is newer than this version ({SCHEMA_VERSION})")
-        with self._transaction():
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS feedback (id INTEGER PRIMARY KEY, answer_id TEXT NOT NULL, "
-                "helpful INTEGER NOT NULL, reason TEXT, question TEXT, created_at REAL NOT NULL)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS unanswered (id INTEGER PRIMARY KEY, question TEXT NOT NULL, "
-                "status TEXT NOT NULL, candidates TEXT NOT NULL, created_at REAL NOT NULL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at)")
-            self._db.execute("CREATE INDEX IF NOT EXISTS unanswered_created ON unanswered(created_at)")
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    @abstractmethod
+    def _transaction(self, action: str, *, write: bool = True) -> AbstractContextManager[Cursor]:
+        """A transaction's cursor: committed when the block ends, rolled back if it raises; driver
+        errors become StorageError naming the database and ``action``."""
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+    def migrate_schema(self, migrations: Sequence[Migration] = MIGRATIONS) -> MigrationResult:
+        """Apply the migrations the database has not had, in one transaction (the stores do when they open)."""
+        with self._transaction("migrate the feedback database") as cursor:
+            return migrate(cursor, self.dialect, name=self.name, migrations=migrations)
+
+    def _purge(self, cursor: Cursor) -> int:
+        cutoff = self._now() - self.retention_seconds
+        cursor.execute(self._sql("DELETE FROM unanswered WHERE created_at < ?"), (cutoff,))
+        gone = cursor.rowcount
+        cursor.execute(
+            self._sql("UPDATE feedback SET question = NULL WHERE created_at < ? AND question IS NOT NULL"), (cutoff,)
+        )
+        return gone + cursor.rowcount
 
     def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
         """Insert ``rows`` in one transaction (all or none), expiring old rows in the same one."""
-        cutoff = self._now() - self.retention_seconds
-        with self._lock:
-            try:
-                with self._transaction():
-                    self._db.executemany(sql, rows)
-                    self._db.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,))
-                    self._db.execute("UPDATE feedback SET question = NULL WHERE created_at < ?", (cutoff,))
-            except sqlite3.Error as exc:
-                raise StorageError(f"{self.path}: cannot write feedback: {exc}") from None
+        with self._transaction("write feedback") as cursor:
+            cursor.executemany(self._sql(sql), rows)
+            self._purge(cursor)
+
+    def _read(self, sql: str) -> list[Any]:
+        with self._transaction("read feedback", write=False) as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
 
     def add_feedback(self, answer_id: str, helpful: bool, reason: str | None, question: str | None) -> None:
         self._write(
@@ -127,7 +125,7 @@ class SQLiteFeedbackStore:
             [
                 (
                     answer_id,
-                    int(helpful),
+                    helpful,
                     scrub(reason) if reason else None,
                     scrub(question) if question else None,
                     self._now(),
@@ -147,32 +145,79 @@ class SQLiteFeedbackStore:
         )
 
     def feedback(self) -> list[Feedback]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT answer_id, helpful, reason, question, created_at FROM feedback ORDER BY id"
-            ).fetchall()
+        rows = self._read("SELECT answer_id, helpful, reason, question, created_at FROM feedback ORDER BY id")
         return [Feedback(r[0], bool(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def unanswered(self) -> list[Unanswered]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT question, status, candidates, created_at FROM unanswered ORDER BY id"
-            ).fetchall()
+        rows = self._read("SELECT question, status, candidates, created_at FROM unanswered ORDER BY id")
         return [Unanswered(r[0], r[1], r[2].split(), r[3]) for r in rows]
 
     def purge_expired(self) -> int:
         """Delete stored questions older than the retention period; returns how many went."""
-        cutoff = self._now() - self.retention_seconds
-        with self._lock, self._transaction():
-            gone = self._db.execute("DELETE FROM unanswered WHERE created_at < ?", (cutoff,)).rowcount
-            gone += self._db.execute(
-                "UPDATE feedback SET question = NULL WHERE created_at < ? AND question IS NOT NULL", (cutoff,)
-            ).rowcount
-        return int(gone)
+        with self._transaction("purge expired feedback") as cursor:
+            return self._purge(cursor)
+
+
+class SQLiteFeedbackStore(SqlFeedbackStore):
+    """SQLite with WAL and synchronous=FULL; one connection guarded by a lock (FastAPI runs sync
+    routes on a thread pool)."""
+
+    def __init__(self, path: Path, *, retention_days: float, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(str(path), retention_days=retention_days, clock=clock)
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"{path}: cannot open the feedback database: {exc}") from None
+        self.migration = self.migrate_schema()
+        self.purge_expired()
+
+    @contextmanager
+    def _transaction(self, action: str, *, write: bool = True) -> Iterator[Cursor]:
+        with self._lock:
+            try:
+                cursor = self._db.cursor()
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot {action}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def is_postgresql_url(target: Path | str) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRESQL_SCHEMES)
+
+
+def open_feedback_store(
+    target: Path | str, *, retention_days: float, pool_size: int = 10, clock: Callable[[], float] = time.time
+) -> SQLiteFeedbackStore | PostgresFeedbackStore:
+    """The store ``QA_FEEDBACK_DB`` names, its schema migrated: PostgreSQL for a ``postgresql://`` (or
+    ``postgres://``) URL, SQLite for a file path. StorageError when it cannot be opened."""
+    if is_postgresql_url(target):
+        from qa_service.ops.storage_pg import PostgresFeedbackStore
+
+        return PostgresFeedbackStore(str(target), retention_days=retention_days, pool_size=pool_size, clock=clock)
+    return SQLiteFeedbackStore(Path(target), retention_days=retention_days, clock=clock)
+
+
+def feedback_store_from_settings(settings: Settings) -> SQLiteFeedbackStore | PostgresFeedbackStore:
+    """The store ``QA_FEEDBACK_DB`` names, opened with its retention and pool settings."""
+    return open_feedback_store(
+        settings.feedback_db, retention_days=settings.retention_days, pool_size=settings.feedback_pool_size
+    )
 
 
 class UnansweredRecorder:
