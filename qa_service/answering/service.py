@@ -27,6 +27,7 @@ from qa_service.index.store import current_build_id, set_search_threads
 from qa_service.model.embedder import Embedder
 from qa_service.model.memory import HeapTrimmer, settle_heap
 from qa_service.ops.metrics import Metrics
+from qa_service.ops.privacy import default_deidentifier
 from qa_service.ops.storage import FeedbackStore, SQLiteFeedbackStore, UnansweredRecorder
 from qa_service.settings import Settings
 
@@ -129,6 +130,7 @@ class ServiceState:
             self.engine = None
             self.not_ready_reason = exc.message
             logger.error("not ready: %s", exc.message)
+        default_deidentifier().load()  # the name model, before the first feedback needs it (~0.7 s, once)
         try:
             self.store = SQLiteFeedbackStore(self.settings.feedback_db, retention_days=self.settings.retention_days)
             self.recorder = UnansweredRecorder(self.store)
