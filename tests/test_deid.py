@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from qa_service.ops.privacy import Deidentifier, default_deidentifier, scrub
-from qa_service.tooling.deid_eval import DeidReport, load_sentences, main, removed, run
+from qa_service.tooling.deid_eval import (
+    DeidReport,
+    identifying_words,
+    kept_characters,
+    load_sentences,
+    main,
+    removed,
+    removed_at,
+    run,
+)
 from tests.conftest import ROOT
 
 SET = ROOT / "tests" / "data" / "deid" / "sentences.jsonl"
@@ -81,6 +92,37 @@ def test_a_title_and_street_words_may_stay_but_no_identifying_word() -> None:
     assert removed("Dr. Alvarez", "NAME", "please have Dr. [name] call me")
     assert not removed("Tom Reilly", "NAME", "my husband Tom [name]")
     assert removed("93", "AGE", "I'm [age 90+]")
+
+
+def test_an_identifier_counts_as_removed_where_it_stood() -> None:
+    text = "i read on www.nhs.uk/conditions/sciatica that walking helps sciatica"
+    scrubbed = "i read on [link] that walking helps sciatica"
+    url = (10, 40, "URL")
+    assert removed_at(text, url, scrubbed, kept_characters(text, scrubbed))  # the other "sciatica" is not it
+    name = "mark has had a red mark"
+    assert not removed_at(name, (0, 4, "NAME"), name, kept_characters(name, name))
+    split = "my ex Darren Mitchell called"
+    assert removed_at(
+        split, (6, 21, "NAME"), "my ex [name] [name] called", kept_characters(split, "my ex [name] [name] called")
+    )
+    assert not removed_at(
+        split, (6, 21, "NAME"), "my ex [name] Mitchell called", kept_characters(split, "my ex [name] Mitchell called")
+    )
+    assert kept_characters("a b", "<PERSON> b") is None  # another scrubber's placeholders: words anywhere
+
+
+def test_words_that_count_for_each_kind() -> None:
+    assert identifying_words("ninety six", "AGE") == ["ninety", "six"]  # no digits: every word counts
+    assert identifying_words("January 2025", "DATE") == ["January", "2025"]  # the month identifies
+    assert identifying_words("the 3rd of March", "DATE") == ["3rd", "March"]
+    assert identifying_words("020 7946 0018 ext 204", "PHONE") == ["020", "7946", "0018", "204"]
+    assert identifying_words("MC 44821", "VEHICLE") == ["MC", "44821"]
+
+
+def test_the_fresh_sets_record_numbers_are_read_as_id(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"text": "member number BCB-99120-01", "spans": [{"start": 14, "end": 26, "type": "RECORD"}]}\n')
+    assert load_sentences(path)[0].spans == [(14, 26, "ID")]
 
 
 def test_the_model_loads_once() -> None:
