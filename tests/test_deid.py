@@ -64,6 +64,30 @@ def test_the_issues_example() -> None:
         ("we live in Texas near Austin", "we live in Texas near [place]"),  # states are kept
         ("connect from 192.168.1.45", "connect from [ip]"),
         ("my zip code is 60614", "my zip code is [zip]"),
+        # names without a capital or a cue of their own
+        ("my husband tom says the heat helps", "my husband [name] says the heat helps"),
+        ("my wife says the heat helps", "my wife says the heat helps"),
+        ("my daughter snores and her brother keeps coughing", "my daughter snores and her brother keeps coughing"),
+        ("had a scan with dr okonjo last week", "had a scan with dr [name] last week"),
+        ("the dr said to rest it", "the dr said to rest it"),
+        ("wendell here, is the clinic open", "[name] here, is the clinic open"),
+        ("anyone here had this?", "anyone here had this?"),
+        ("Zoe my daughter fell off her bike", "[name] my daughter fell off her bike"),
+        ("my kids Noah and Ava have growing pains", "my kids [name] and [name] have growing pains"),
+        ("Olumide Adeyemi needs a note for work", "[name] needs a note for work"),
+        ("we're the Hendersons from Ohio", "we're the [name] from Ohio"),
+        # places, addresses and the rest
+        ("my address is 42 Oak Street, Burlington 05401", "my address is [address], [place] [zip]"),
+        ("send it to 7 Mill Close, Ashby", "send it to [address], [place]"),
+        ("I live at 19 birchwood ave now", "I live at [address] now"),
+        ("I live at 310 East 9th Street", "I live at [address]"),
+        ("motorcycle plate MC 44821", "motorcycle plate [vehicle]"),
+        ("the car is YT62 KLM", "the car is [vehicle]"),
+        ("ring 0161 496 0000 ext 31", "ring [phone]"),
+        ("she's 97 and frail", "she's [age 90+] and frail"),
+        ("my grandad (92) is frail", "my grandad ([age 90+]) is frail"),
+        ("he is ninety three", "he is [age 90+]"),
+        ("the scan is on thursday 14th", "the scan is on [date]"),
     ],
 )
 def test_each_identifier_type(text: str, expected: str) -> None:

@@ -42,7 +42,10 @@ PLACEHOLDERS = {
     "LOCATION": "[place]",
 }
 MIN_PHONE_DIGITS = 7  # "2 or 3 times", "10 20 minutes" are not phone numbers
-LOWERCASE_NAME_ZIPF = 4.5  # after "my husband", a lowercase word rarer than this is taken for a name
+LOWERCASE_NAME_ZIPF = 5.6  # after "my husband", a lowercase word rarer than this that is no verb is a name
+RARE_NAME_ZIPF = 4.0  # after a lowercase "dr" or before "here", a lowercase word rarer than this is a name
+VERB_STEM_ZIPF = 2.5  # "snores" is a verb when "snore" is a word this common
+UNKNOWN_WORD_ZIPF = 3.0  # two capitalised words this rare opening a sentence are a name
 LOWERCASE_INTRODUCTION_ZIPF = 3.6  # after a sentence-initial "i'm", two lowercase words this rare are a name
 
 # states and countries may stay (HIPAA Safe Harbor removes geography below state level)
@@ -137,17 +140,22 @@ _STATES = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
     "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
 )
+_STATE_SET = frozenset(_STATES.split("|"))
 _CAP = r"[A-Z][a-z'’-]+"
 _PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|Boulevard|Blvd|Way|Place|Pl|Terrace|Circle|"
-    r"Highway|Hwy|Parkway|Pkwy|Square|Sq)\b\.?"
+    r"Highway|Hwy|Parkway|Pkwy|Square|Sq|Close|Crescent|Cres|Grove|Gardens|Mews|Walk|Row|Rise|Hill|Park|"
+    r"Cottages|Green|View|Vale)\b\.?"
 )
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*#?\w+)"
+_DIRECTION = r"(?:[NSEW]\.?|North|South|East|West)"
+_LOWER_STREET = r"(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|way|close|court|ct|crescent|boulevard|blvd|place|pl)"
 _RELATIVE = (
     r"(?:husband|wife|son|daughter|kids?|children|mom|mum|mother|father|dad|brother|sister|friend|"
     r"neighbou?r|boyfriend|girlfriend|partner|fianc[eé]e?|uncle|aunt|nephew|niece|cousin|grandson|"
-    r"granddaughter|grandmother|grandfather|grandma|grandpa|coworker|co-worker|colleague|boss|caregiver|"
+    r"granddaughter|grandmother|grandfather|grandma|grandpa|grandad|granddad|nan|nana|nanna|gran|granny|ex|"
+    r"stepson|stepdaughter|stepdad|stepmum|stepmom|twins?|flatmate|roommate|housemate|landlord|landlady|coworker|co-worker|colleague|boss|caregiver|"
     r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby)"
 )
 _ID_KEYWORD = (
@@ -181,20 +189,35 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(rf"\b{_DAYS}?{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b,?(?:\s+\d{{4}}\b)?", re.IGNORECASE), "DATE"),
     (re.compile(rf"\b{_MONTHS}\.?,?\s+(?:19|20)\d\d\b", re.IGNORECASE), "DATE"),
+    (re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\b", re.I), "DATE"),
     (re.compile(r"\bborn\s+(?:in\s+)?(?P<x>(?:19|20)\d\d)\b", re.IGNORECASE), "DATE"),
     # ages over 89 (the number only: "I'm [age 90+]")
     (
         re.compile(
-            r"\b(?:i'?m|i am|is|was|aged?|turned|age of|at)\s+(?P<x>(?:9\d|1[01]\d))\b"
+            r"\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re)\s+(?P<x>(?:9\d|1[01]\d))\b"
             r"(?!\s*(?:mg|%|lbs?|kg|min|/|\.\d))",
             re.IGNORECASE,
         ),
         "AGE",
     ),
     (re.compile(r"\b(?P<x>9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)\b", re.IGNORECASE), "AGE"),
+    (re.compile(r"\((?P<x>9\d|1[01]\d)\)"), "AGE"),  # "my nan (94)"
+    (
+        re.compile(
+            r"\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)\s+"
+            r"(?P<x>(?:ninety|a hundred|one hundred)"
+            r"(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|nine|ten))?)\b",
+            re.IGNORECASE,
+        ),
+        "AGE",
+    ),
     # vehicles and devices, after their keyword
     (
-        re.compile(rf"\b(?:licen[cs]e plate|plate|vin|registration)(?:\s+is)?[\s:#]*(?P<x>{_VALUE})", re.IGNORECASE),
+        re.compile(
+            rf"\b(?:licen[cs]e plate|plate|vin|registration|reg)(?:\s+(?:number|no\.?))?(?:\s+is)?[\s:#]*"
+            rf"(?P<x>[A-Z]{{1,3}}[ -]\d{{2,6}}\b|{_VALUE})",
+            re.IGNORECASE,
+        ),
         "VEHICLE",
     ),
     (
@@ -204,6 +227,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         "DEVICE",
     ),
+    (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{3}\b"), "VEHICLE"),  # UK plates: BD51 SMR
     (re.compile(rf"\b{_ID_KEYWORD}{_KEYED_VALUE}(?P<x>{_VALUE})", re.IGNORECASE), "ID"),
     # ZIP codes and postcodes: after a state or the word "zip", ZIP+4 anywhere, UK postcodes
     (re.compile(rf"\b(?:{_STATES}),?\s+(?P<x>\d{{5}}(?:-\d{{4}})?)\b"), "ZIP"),
@@ -214,7 +238,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d{5}-\d{4}\b"), "ZIP"),
     (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "ZIP"),
     # phone and fax numbers: +44 20 7946 0958, (555) 123-4567, 07700 900123, 555.123.4567
-    (re.compile(r"(?<!\w)\+?(?:\(?\d{1,5}\)?[\s.-]?){2,5}\d{2,5}(?!\w)"), "PHONE"),
+    (
+        re.compile(
+            r"(?<!\w)\+?(?:\(?\d{1,5}\)?[\s.-]?){2,5}\d{2,5}(?:,?\s*(?:ext|extn|extension|x)\.?\s*\d{1,5})?(?!\w)", re.I
+        ),
+        "PHONE",
+    ),
     # long ID numbers (insurance, NHS, SSN without separators) and codes mixing letters and digits
     (re.compile(r"\b[A-Z]{0,3}\d{6,}\b", re.IGNORECASE), "ID"),
     (re.compile(r"\b(?=[A-Z0-9-]*\d{3})(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)+\b"), "ID"),
@@ -222,12 +251,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # street addresses: 42 Oak Street, 350 W 42nd St, Apt 4B, PO Box 1187, "on Main Street"
     (
         re.compile(
-            rf"(?:\b(?:Apt|Apartment|Suite|Unit)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:[NSEW]\.?\s+)?"
+            rf"(?:\b(?:Apt|Apartment|Suite|Unit|Flat)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:{_DIRECTION}\s+)?"
             rf"(?:{_CAP}|\d+(?:st|nd|rd|th))(?:\s+{_CAP}){{0,2}}\s+{_STREET}{_UNIT}?"
         ),
         "ADDRESS",
     ),
     (re.compile(r"\b\d{1,6}\s+County\s+(?:Road|Rd)\s+\d+\b"), "ADDRESS"),
+    # in lower case, after "live at", "address is", "send it to" ...: "26 hillcrest dr"
+    (
+        re.compile(
+            rf"\b(?:at|is|to)\s+(?P<x>\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
+            rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET})\b"
+        ),
+        "ADDRESS",
+    ),
     (re.compile(r"\b(?:P\.?\s?O\.?\s+Box|post office box)\s+\d+\b", re.IGNORECASE), "ADDRESS"),
     (re.compile(rf"\b(?:on|at|off)\s+(?P<x>{_CAP}(?:\s+{_CAP})?\s+{_STREET})"), "ADDRESS"),
     # a town before a state abbreviation or a ZIP: "Columbus, OH", "Eugene, OR 97440"
@@ -251,13 +288,16 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(rf"\b(?i:from)\s+{_CAP}(?:\s+{_CAP})?\s+(?i:to)\s+(?P<x>{_CAP}(?:\s+{_CAP})?)"), "LOCATION"),
     (re.compile(rf"\b(?i:i'm|i am|im)\s+(?P<x>{_PROPER})"), "NAME"),
-    (re.compile(rf"\b(?i:(?:my|our)\s+{_RELATIVE}(?:,|\s+(?:is|was))?)\s+(?P<x>{_PROPER})"), "NAME"),
+    (re.compile(rf"\b(?i:(?:my|our|his|her|their)\s+{_RELATIVE}(?:,|\s+(?:is|was))?)\s+(?P<x>{_PROPER})"), "NAME"),
+    (re.compile(rf"(?P<x>{_PROPER}),?\s+(?:is\s+|was\s+)?(?i:(?:my|our)\s+{_RELATIVE})\b"), "NAME"),
+    # a family: "the Hendersons"
+    (re.compile(r"\b(?i:we'?re|we are|it'?s|this is)\s+the\s+(?P<x>[A-Z][a-z]+s)\b"), "NAME"),
     (
         re.compile(rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Nurse|Prof|Grandpa|Grandma|Aunt|Uncle|Auntie)\b\.?\s+(?P<x>{_PROPER})"),
         "NAME",
     ),
     (
-        re.compile(rf"(?:^|[,.!?]\s+|\b(?i:hello|hi|hey),?\s+)(?P<x>{_CAP}(?:\s+{_CAP}){{1,2}})\s+(?:here|asking)\b"),
+        re.compile(rf"(?:^|[,.!?]\s+|\b(?i:hello|hi|hey),?\s+)(?P<x>{_CAP}(?:\s+{_CAP}){{0,2}})\s+(?:here|asking)\b"),
         "NAME",
     ),
     (re.compile(rf"(?m)^\s*[-–—]\s*(?P<x>{_PROPER})"), "NAME"),
@@ -266,7 +306,23 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "NAME",
     ),
 ]
-_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our)\s+{_RELATIVE}\s+(?P<x>[a-z]{{3,}})\b")
+_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+(?P<x>[a-z]{{3,}})\b")
+_LOWERCASE_TITLE_NAME = re.compile(r"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b")
+_LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,})\s+here\b")
+_SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}\s+{_CAP})\b")
+_PAIR = re.compile(r"\s+(?:and|&)\s+")
+# words after "my husband" that carry on the sentence (verbs and adverbs a rarity threshold lets through)
+_CONTINUATION_WORDS = (
+    # verbs, adverbs and contractions without their apostrophe
+    "fell hurt broke woke slept ate bought tried went came took gave told said swore ran drove felt left lost "
+    "made sat saw sent spent stood thought wore wrote bit caught found heard held kept knew met paid put read "
+    "shook spoke stuck taught threw thinks feels keeps also just still too both never always recently "
+    "finally again often usually sometimes really then who whose which that since because plus aswell aka "
+    "doesnt isnt cant wont didnt hasnt wasnt hes shes couldnt wouldnt arent dont havent "
+    # nouns that follow a relation word: "my baby girl", "my son's teacher", "my mum age 80"
+    "girl boy baby teacher doctor nurse gp dentist school age aged"
+)
+_CONTINUATIONS = frozenset(_CONTINUATION_WORDS.split())
 _LOWERCASE_INTRODUCTION = re.compile(
     r"(?:^|[.,!?]\s*)(?:i'm|i am|im|this is|it's)\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b"
 )
@@ -366,11 +422,24 @@ def _pattern_spans(text: str) -> list[Span]:
                 continue
             if kind in ("NAME", "LOCATION") and match["x"].split()[0].rstrip("'’") in _NOT_NAMES:
                 continue
+            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]):  # "Back Pain Clinic here"
+                continue
             if kind == "LOCATION" and (match["x"].lower() in KEPT_PLACES or match["x"].lower() in medical_terms()):
                 continue
             spans.append(Span(start, end, kind))
     for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
-        if english_words().zipf(match["x"].lower()) < LOWERCASE_NAME_ZIPF:
+        if _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
+            spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here"
+        for match in pattern.finditer(text):
+            words = match["x"].split()
+            while words and not _lowercase_name(words[-1], RARE_NAME_ZIPF):
+                words.pop()
+            if words and all(_lowercase_name(word, RARE_NAME_ZIPF) for word in words):
+                spans.append(Span(match.start("x"), match.start("x") + len(" ".join(words)), "NAME"))
+    for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
+        words = match["x"].split()
+        if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     for match in _LOWERCASE_INTRODUCTION.finditer(text):  # "i'm carla mendes": two rare words are a name
         words = match["x"].split()
@@ -378,6 +447,61 @@ def _pattern_spans(text: str) -> list[Span]:
         if len(words) == 2 and all(rare) and not set(words) & medical_terms():
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     return spans
+
+
+def _common_phrase(words: str) -> bool:
+    """Whether capitalised ``words`` name a service or condition rather than a person: one is a
+    medical word, or there are several and each is a common English word."""
+    lowered = words.lower().split()
+    if any(word in medical_terms() for word in lowered) or words.lower() in medical_terms():
+        return True
+    return len(lowered) > 1 and all(english_words().zipf(word) >= RARE_NAME_ZIPF for word in lowered)
+
+
+def _lowercase_name(word: str, rarer_than: float) -> bool:
+    """Whether a lowercase ``word`` after a name cue may be a name: rarer than ``rarer_than``, not a
+    medical word, not a word that carries the sentence on, and no inflected verb ("says", "needed")."""
+    frequency = english_words().zipf
+    if word in medical_terms() or frequency(word) >= rarer_than or word.endswith("ly"):
+        return False
+    if word in _CONTINUATIONS or re.fullmatch(_RELATIVE, word):
+        return False
+    stems = [word[: -len(end)] for end in ("s", "ed", "d", "ing") if word.endswith(end)]
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        stems.append(word[:-2])
+    return not any(len(stem) >= 3 and frequency(stem) >= VERB_STEM_ZIPF for stem in stems)
+
+
+def _neighbours(text: str, spans: list[Span]) -> list[Span]:
+    """Identifiers next to found ones: the other name of a pair ("Noah and Ava"), the town and ZIP
+    code after a street address ("42 Oak Street, Burlington 05401")."""
+    found = []
+    for span in spans:
+        if span.kind == "NAME":
+            after = re.match(rf"{_PAIR.pattern}(?P<x>{_CAP})\b", text[span.end :])
+            if after and after["x"] not in _NOT_NAMES and after["x"].lower() not in medical_terms():
+                found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "NAME"))
+            before = re.search(rf"(?P<x>{_CAP}){_PAIR.pattern}$", text[: span.start])
+            if before and before["x"] not in _NOT_NAMES and before["x"].lower() not in medical_terms():
+                found.append(Span(before.start("x"), before.end("x"), "NAME"))
+        elif span.kind == "ADDRESS":
+            after = re.match(
+                rf",?\s+(?P<x>{_CAP}(?:\s+{_CAP})?)(?=\s*(?:,|$|\s+\d|\s+[A-Z]{{1,2}}\d))", text[span.end :]
+            )
+            town = after["x"] if after else ""
+            if (
+                after
+                and town.lower() not in KEPT_PLACES
+                and town not in _NOT_NAMES
+                and town.split()[-1] not in _STATE_SET
+            ):
+                found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "LOCATION"))
+            zip_code = re.match(
+                r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?,?\s+(?P<x>\d{5}(?:-\d{4})?)\b", text[span.end :]
+            )
+            if zip_code:
+                found.append(Span(span.end + zip_code.start("x"), span.end + zip_code.end("x"), "ZIP"))
+    return found
 
 
 def _overlaps(span: Span, ranges: list[tuple[int, int]]) -> bool:
@@ -394,6 +518,13 @@ def _merged(spans: list[Span]) -> list[Span]:
         else:
             result.append(span)
     return result
+
+
+def _common_lowercase(text: str, span: Span) -> bool:
+    """A model guess that is one lowercase English word ("the max dose"): the model reads case, so
+    such a guess is mostly wrong (lowercase names after cues are found by patterns)."""
+    word = text[span.start : span.end]
+    return word.islower() and word.isalpha() and english_words().zipf(word) >= RARE_NAME_ZIPF
 
 
 class Deidentifier:
@@ -415,8 +546,10 @@ class Deidentifier:
             if worth_reading(text, medical_terms()):
                 protected = protected_spans(text)
                 found = (Span(start, end, kind) for start, end, kind in self.names.find(text))
-                spans += [span for span in found if not _overlaps(span, protected)]
-        return _merged(spans)
+                spans += [
+                    span for span in found if not _overlaps(span, protected) and not _common_lowercase(text, span)
+                ]
+        return _merged(spans + _neighbours(text, _merged(spans)))
 
     def scrub(self, text: str) -> str:
         """``text`` with each identifier replaced by a placeholder such as ``[phone]``."""
