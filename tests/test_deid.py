@@ -20,11 +20,17 @@ from qa_service.tooling.deid_eval import (
 from tests.conftest import ROOT
 
 SET = ROOT / "tests" / "data" / "deid" / "sentences.jsonl"
+FRESH = ROOT / "tests" / "data" / "deid" / "fresh.jsonl"
 
 
 @pytest.fixture(scope="module")
 def reports() -> dict[str, DeidReport]:
     return run(SET)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> DeidReport:
+    return run(FRESH, halves=False)["all"]
 
 
 def test_the_set_is_large_split_by_hash_and_labelled_in_place() -> None:
@@ -44,6 +50,19 @@ def test_identifier_recall_meets_the_targets(reports: dict[str, DeidReport]) -> 
 
 def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
     assert reports["all"].medical_kept_rate >= 0.95, reports["all"].lost
+    assert not reports["all"].clean_changed
+
+
+def test_the_fresh_set_never_tuned_on(fresh: DeidReport) -> None:
+    # The targets that hold on the fresh set are asserted as targets: e-mail, phone and record numbers
+    # all removed, medical words kept. Overall recall does not meet the 0.97 target there (0.8682 when
+    # measured: lowercase names without a cue, names opening a sentence, "dr will", a few towns), so
+    # the measured floor, rounded down, guards against regressions instead; raise it as recall improves.
+    for kind in ("EMAIL", "PHONE", "ID"):
+        assert fresh.recall([kind]) == 1.0, [m for m in fresh.missed if m[0] == kind]
+    assert fresh.medical_kept_rate >= 0.95, fresh.lost
+    assert fresh.recall() >= 0.86, fresh.missed
+    assert len(fresh.clean_changed) <= 3, fresh.clean_changed
 
 
 def test_the_issues_example() -> None:
