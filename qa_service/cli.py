@@ -395,6 +395,16 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.tooling import bench
 
     _check_output(args.out)
+    if args.feedback is not None:
+        reasons = bench.load_reasons(args.feedback)
+        feedback = bench.run_feedback_bench(settings, reasons, compare_with=args.compare_with, rounds=args.rounds)
+        if args.out is not None:
+            args.out.write_text(json.dumps(feedback, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(feedback) if args.json else bench.render_feedback(feedback))
+        return 0
+    if not args.questions:
+        print("qa-service: error: bench needs --questions (or --feedback)", file=sys.stderr)
+        return 2
     results = bench.run_bench(
         settings,
         args.questions,
@@ -413,6 +423,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(bench.render(results))
     return 0
+
+
+def _cmd_deid_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.tooling import deid_eval
+
+    return deid_eval.run_command(args)
 
 
 def _cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -579,14 +595,35 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--features", type=Path, nargs="+", required=True, help="feature files, one per dataset")
     command.set_defaults(handler=_cmd_calibrate)
 
+    command = add(
+        "deid-eval", "Measure de-identification on the labelled sentences (recall per type, medical words kept)."
+    )
+    from qa_service.tooling import deid_eval
+
+    deid_eval.add_arguments(command)
+    command.set_defaults(handler=_cmd_deid_eval)
+
     command = add("bench", "Measure speed: in-process floor, HTTP at concurrency 1/8/32, cache, builds, scale.")
     command.add_argument(
         "--questions",
         type=Path,
         nargs="+",
-        required=True,
         help="JSONL files with a 'query' field (distinct questions are used; the full run needs 900+)",
     )
+    command.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="FILE",
+        help="instead, time POST /v1/feedback at c=1 with each line's 'text' as the reason (e.g. "
+        "tests/data/deid/sentences.jsonl)",
+    )
+    command.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="DIR",
+        help="with --feedback: also serve the code of this checkout (e.g. a git worktree of main), asked in turn",
+    )
+    command.add_argument("--rounds", type=int, default=3, help="with --feedback: times each reason is sent (3)")
     command.add_argument("--quick", action="store_true", help="a smoke run that checks the harness works (seconds)")
     command.add_argument(
         "--build-faq",

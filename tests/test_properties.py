@@ -3,6 +3,7 @@ is a CorpusError that names the file (and the line where there is one)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -129,3 +130,15 @@ def test_the_corpus_loader_never_crashes(text: str) -> None:
             load_corpus_file(path)
         except CorpusError as exc:
             assert exc.message.startswith(str(path)) and LOCATED.match(exc.message.replace(folder, "F"))
+
+
+@given(st.text(max_size=300))
+@FAST
+def test_deidentification_never_fails_and_keeps_text_outside_identifiers(text: str) -> None:
+    from qa_service.ops.privacy import default_deidentifier
+
+    deidentifier = default_deidentifier()
+    spans = deidentifier.find(text)
+    assert all(0 <= a.start < a.end <= len(text) for a in spans)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
+    assert isinstance(deidentifier.scrub(text), str)

@@ -29,6 +29,7 @@ from qa_service.index.store import current_build_id, set_search_threads
 from qa_service.model.embedder import Embedder
 from qa_service.model.memory import HeapTrimmer, settle_heap
 from qa_service.ops.metrics import Metrics
+from qa_service.ops.privacy import default_deidentifier
 from qa_service.ops.storage import FeedbackStore, UnansweredRecorder, feedback_store_from_settings
 from qa_service.settings import Settings
 
@@ -136,6 +137,7 @@ class ServiceState:
             self.engine = None
             self.not_ready_reason = exc.message
             logger.error("not ready: %s", exc.message)
+        default_deidentifier().load()  # the name model, before the first feedback needs it (~0.7 s, once)
         try:
             self.store = feedback_store_from_settings(self.settings)
             self.recorder = UnansweredRecorder(self.store)

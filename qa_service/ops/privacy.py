@@ -1,52 +1,575 @@
-"""Scrubbing identifiers from patients' text before anything is stored or logged.
+"""De-identifying patients' text before anything is stored or logged (the HIPAA Safe Harbor list).
 
-Conservative by design: it removes what obviously identifies a person (e-mail addresses, phone
-numbers, dates such as a date of birth, long ID numbers such as insurance, NHS or social security
-numbers, postcodes / ZIP+4, web addresses, and a name after "my name is" / "I'm called"), and keeps
-the medical words that make a question useful for the FAQ review.
+Two kinds of finder, merged:
+
+- patterns, for what has a shape: e-mail addresses, links, IP addresses, phone and fax numbers,
+  dates (all of a date, year included), record, account, insurance, licence and claim numbers,
+  vehicle plates and VINs, device serial numbers, ZIP codes and postcodes, street addresses, ages
+  over 89, and names after cues such as "my name is", "my husband", "Dr." or "... here";
+- spaCy's named-entity model (``qa_service.ops.entities``), for names of people and places below
+  state level that have no cue.
+
+Medical words survive: a model guess that overlaps a known medical term (drugs, eponyms such as
+"Baker's cyst", ``qa_service/data/medical_terms.txt``), a spinal level ("L5", "C5-C6"), a dose
+("10 mg") or "Dr." before a role is dropped. Each identifier becomes a placeholder naming its kind
+(``[name]``, ``[phone]``, ...). ``docs/operations.md#privacy`` lists them, and
+``qa-service deid-eval`` measures recall on the labelled set in ``tests/data/deid/``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Protocol
 
+from qa_service.answering.coverage import english_words
+
+PLACEHOLDERS = {
+    "EMAIL": "[email]",
+    "URL": "[link]",
+    "IP": "[ip]",
+    "PHONE": "[phone]",
+    "DATE": "[date]",
+    "ID": "[number]",
+    "VEHICLE": "[vehicle]",
+    "DEVICE": "[device]",
+    "ZIP": "[zip]",
+    "ADDRESS": "[address]",
+    "AGE": "[age 90+]",
+    "NAME": "[name]",
+    "LOCATION": "[place]",
+}
+MIN_PHONE_DIGITS = 7  # "2 or 3 times", "10 20 minutes" are not phone numbers
+LOWERCASE_NAME_ZIPF = 5.6  # after "my husband", a lowercase word rarer than this that is no verb is a name
+RARE_NAME_ZIPF = 4.0  # after a lowercase "dr" or before "here", a lowercase word rarer than this is a name
+VERB_STEM_ZIPF = 2.5  # "snores" is a verb when "snore" is a word this common
+UNKNOWN_WORD_ZIPF = 3.0  # two capitalised words this rare opening a sentence are a name
+LOWERCASE_INTRODUCTION_ZIPF = 3.6  # after a sentence-initial "i'm", two lowercase words this rare are a name
+
+# states and countries may stay (HIPAA Safe Harbor removes geography below state level)
+KEPT_PLACES = frozenset(
+    name.lower()
+    for name in [
+        "Alabama",
+        "Alaska",
+        "Arizona",
+        "Arkansas",
+        "California",
+        "Colorado",
+        "Connecticut",
+        "Delaware",
+        "Florida",
+        "Georgia",
+        "Hawaii",
+        "Idaho",
+        "Illinois",
+        "Indiana",
+        "Iowa",
+        "Kansas",
+        "Kentucky",
+        "Louisiana",
+        "Maine",
+        "Maryland",
+        "Massachusetts",
+        "Michigan",
+        "Minnesota",
+        "Mississippi",
+        "Missouri",
+        "Montana",
+        "Nebraska",
+        "Nevada",
+        "Ohio",
+        "Oklahoma",
+        "Oregon",
+        "Pennsylvania",
+        "Tennessee",
+        "Texas",
+        "Utah",
+        "Vermont",
+        "Virginia",
+        "Washington",
+        "Wisconsin",
+        "Wyoming",
+        "America",
+        "USA",
+        "US",
+        "U.S.",
+        "UK",
+        "Britain",
+        "England",
+        "Scotland",
+        "Wales",
+        "Ireland",
+        "Canada",
+        "Mexico",
+        "India",
+        "China",
+        "Japan",
+        "Germany",
+        "France",
+        "Spain",
+        "Italy",
+        "Europe",
+        "Asia",
+        "Africa",
+    ]
+) | {
+    "new hampshire",
+    "new jersey",
+    "new mexico",
+    "north carolina",
+    "north dakota",
+    "rhode island",
+    "south carolina",
+    "south dakota",
+    "west virginia",
+    "united states",
+    "the united states",
+    "united kingdom",
+    "the united kingdom",
+    "northern ireland",
+}
 _MONTHS = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
+_DAYS = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?\.?,?\s+)"
+_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
+    "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
+)
+_STATE_SET = frozenset(_STATES.split("|"))
+_CAP = r"[A-Z][a-z'’-]+"
+_PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|Boulevard|Blvd|Way|Place|Pl|Terrace|Circle|"
+    r"Highway|Hwy|Parkway|Pkwy|Square|Sq|Close|Crescent|Cres|Grove|Gardens|Mews|Walk|Row|Rise|Hill|Park|"
+    r"Cottages|Green|View|Vale)\b\.?"
+)
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*#?\w+)"
+_DIRECTION = r"(?:[NSEW]\.?|North|South|East|West)"
+_LOWER_STREET = r"(?:street|st|avenue|ave|road|rd|lane|ln|drive|dr|way|close|court|ct|crescent|boulevard|blvd|place|pl)"
+_RELATIVE = (
+    r"(?:husband|wife|son|daughter|kids?|children|mom|mum|mother|father|dad|brother|sister|friend|"
+    r"neighbou?r|boyfriend|girlfriend|partner|fianc[eé]e?|uncle|aunt|nephew|niece|cousin|grandson|"
+    r"granddaughter|grandmother|grandfather|grandma|grandpa|grandad|granddad|nan|nana|nanna|gran|granny|ex|"
+    r"stepson|stepdaughter|stepdad|stepmum|stepmom|twins?|flatmate|roommate|housemate|landlord|landlady|coworker|co-worker|colleague|boss|caregiver|"
+    r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby)"
+)
+_ID_KEYWORD = (
+    r"(?:mrn|medical record(?: number)?|record number|chart(?: number)?|patient id|account(?: number)?|acct|"
+    r"member(?: id)?|policy(?: number)?|group(?: number)?|claim(?: number)?|case(?: number)?|"
+    r"(?:driver'?s )?licen[cs]e(?: number)?|ssn|social security(?: number)?|medicare(?: number)?|"
+    r"medicaid(?: id)?|nhs number|health card|employee id|rx(?: number)?|prescription number|invoice|"
+    r"insurance(?: id| number)?|(?:aetna|bcbs|cigna|kaiser|humana|united) (?:id|member)|id)"
+)
+_VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)[A-Z0-9-]{2,}){0,2}"
+_KEYED_VALUE = r"(?:\s*(?:number|no\.?|#|is|was|:|id)\b)*[\s:#]*"
+
+# (pattern, kind); a pattern with a group named "x" replaces only that group
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # starts only where a run of address characters starts, and a local part is at most 64 characters
     # (RFC 5321): without both, a long run without "@" made each request take seconds (quadratic)
-    (re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE), "[email]"),
-    (re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE), "[link]"),
-    # dates: 12/03/1980, 1980-03-12, 12.3.80, 12 March 1980, March 12th, 1980
-    (re.compile(r"\b\d{1,2}([/.-])\d{1,2}\1\d{2,4}\b|\b\d{4}-\d{1,2}-\d{1,2}\b"), "[date]"),
-    (re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}\b,?(?:\s+\d{{2,4}})?", re.IGNORECASE), "[date]"),
-    (re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?(?:\s+\d{{4}})?", re.IGNORECASE), "[date]"),
-    # phone numbers: +44 20 7946 0958, (555) 123-4567, 07700 900123, 555.123.4567
-    (re.compile(r"(?<!\w)\+?(?:\(?\d{1,5}\)?[\s.-]?){2,5}\d{2,5}(?!\w)"), "[phone]"),
-    # long ID numbers (insurance, NHS, SSN without separators)
-    (re.compile(r"\b[A-Z]{0,3}\d{6,}\b", re.IGNORECASE), "[number]"),
-    # UK postcodes and US ZIP+4
-    (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "[postcode]"),
-    (re.compile(r"\b\d{5}-\d{4}\b"), "[postcode]"),
+    (re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE), "EMAIL"),
+    (re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE), "URL"),
+    (re.compile(r"(?<![\w.@])(?:[a-z0-9-]+\.)+(?:com|org|net|io|ly|gov|edu|info|co\.uk|me)/\S*", re.I), "URL"),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "IP"),
+    (re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}:?(?:[0-9a-f]{1,4}:?){1,7}(?![\w:])", re.IGNORECASE), "IP"),
+    (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), "ID"),  # social security numbers
+    # dates: 12/03/1980, 1980-03-12, 12.3.80, 12 March 1980, March 12th, 1980, March 2021, born in 1931
+    (re.compile(r"\b\d{1,2}([/.-])\d{1,2}\1\d{2,4}\b|\b\d{4}-\d{1,2}-\d{1,2}\b"), "DATE"),
     (
-        re.compile(r"\b((?i:my name is|i am called|i'm called|this is))\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?"),
-        r"\1 [name]",
+        re.compile(
+            rf"\b{_DAYS}?(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}\b\.?,?(?:\s+\d{{2,4}}\b)?",
+            re.IGNORECASE,
+        ),
+        "DATE",
+    ),
+    (re.compile(rf"\b{_DAYS}?{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b,?(?:\s+\d{{4}}\b)?", re.IGNORECASE), "DATE"),
+    (re.compile(rf"\b{_MONTHS}\.?,?\s+(?:19|20)\d\d\b", re.IGNORECASE), "DATE"),
+    (re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\b", re.I), "DATE"),
+    (re.compile(r"\bborn\s+(?:in\s+)?(?P<x>(?:19|20)\d\d)\b", re.IGNORECASE), "DATE"),
+    # ages over 89 (the number only: "I'm [age 90+]")
+    (
+        re.compile(
+            r"\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re)\s+(?P<x>(?:9\d|1[01]\d))\b"
+            r"(?!\s*(?:mg|%|lbs?|kg|min|/|\.\d))",
+            re.IGNORECASE,
+        ),
+        "AGE",
+    ),
+    (re.compile(r"\b(?P<x>9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)\b", re.IGNORECASE), "AGE"),
+    (re.compile(r"\((?P<x>9\d|1[01]\d)\)"), "AGE"),  # "my nan (94)"
+    (
+        re.compile(
+            r"\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)\s+"
+            r"(?P<x>(?:ninety|a hundred|one hundred)"
+            r"(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|nine|ten))?)\b",
+            re.IGNORECASE,
+        ),
+        "AGE",
+    ),
+    # vehicles and devices, after their keyword
+    (
+        re.compile(
+            rf"\b(?:licen[cs]e plate|plate|vin|registration|reg)(?:\s+(?:number|no\.?))?(?:\s+is)?[\s:#]*"
+            rf"(?P<x>[A-Z]{{1,3}}[ -]\d{{2,6}}\b|{_VALUE})",
+            re.IGNORECASE,
+        ),
+        "VEHICLE",
+    ),
+    (
+        re.compile(
+            rf"\b(?:serial(?: number| no\.?)?|s/?n|device id|imei|model number)(?:\s+is)?[\s:#]*(?P<x>{_VALUE})",
+            re.IGNORECASE,
+        ),
+        "DEVICE",
+    ),
+    (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{3}\b"), "VEHICLE"),  # UK plates: BD51 SMR
+    (re.compile(rf"\b{_ID_KEYWORD}{_KEYED_VALUE}(?P<x>{_VALUE})", re.IGNORECASE), "ID"),
+    # ZIP codes and postcodes: after a state or the word "zip", ZIP+4 anywhere, UK postcodes
+    (re.compile(rf"\b(?:{_STATES}),?\s+(?P<x>\d{{5}}(?:-\d{{4}})?)\b"), "ZIP"),
+    (
+        re.compile(r"\b(?:zip|zip code|zipcode|postcode|postal code)(?:\s+is)?[\s:#]*(?P<x>\d{5}(?:-\d{4})?)\b", re.I),
+        "ZIP",
+    ),
+    (re.compile(r"\b\d{5}-\d{4}\b"), "ZIP"),
+    (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "ZIP"),
+    # phone and fax numbers: +44 20 7946 0958, (555) 123-4567, 07700 900123, 555.123.4567
+    (
+        re.compile(
+            r"(?<!\w)\+?(?:\(?\d{1,5}\)?[\s.-]?){2,5}\d{2,5}(?:,?\s*(?:ext|extn|extension|x)\.?\s*\d{1,5})?(?!\w)", re.I
+        ),
+        "PHONE",
+    ),
+    # long ID numbers (insurance, NHS, SSN without separators) and codes mixing letters and digits
+    (re.compile(r"\b[A-Z]{0,3}\d{6,}\b", re.IGNORECASE), "ID"),
+    (re.compile(r"\b(?=[A-Z0-9-]*\d{3})(?=[A-Z0-9-]*[A-Z])[A-Z0-9]+(?:-[A-Z0-9]+)+\b"), "ID"),
+    (re.compile(r"\b(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{7,}\b"), "ID"),
+    # street addresses: 42 Oak Street, 350 W 42nd St, Apt 4B, PO Box 1187, "on Main Street"
+    (
+        re.compile(
+            rf"(?:\b(?:Apt|Apartment|Suite|Unit|Flat)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:{_DIRECTION}\s+)?"
+            rf"(?:{_CAP}|\d+(?:st|nd|rd|th))(?:\s+{_CAP}){{0,2}}\s+{_STREET}{_UNIT}?"
+        ),
+        "ADDRESS",
+    ),
+    (re.compile(r"\b\d{1,6}\s+County\s+(?:Road|Rd)\s+\d+\b"), "ADDRESS"),
+    # in lower case, after "live at", "address is", "send it to" ...: "26 hillcrest dr"
+    (
+        re.compile(
+            rf"\b(?:at|is|to)\s+(?P<x>\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
+            rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET})\b"
+        ),
+        "ADDRESS",
+    ),
+    (re.compile(r"\b(?:P\.?\s?O\.?\s+Box|post office box)\s+\d+\b", re.IGNORECASE), "ADDRESS"),
+    (re.compile(rf"\b(?:on|at|off)\s+(?P<x>{_CAP}(?:\s+{_CAP})?\s+{_STREET})"), "ADDRESS"),
+    # a town before a state abbreviation or a ZIP: "Columbus, OH", "Eugene, OR 97440"
+    (re.compile(rf"(?P<x>\b{_CAP}(?:\s+{_CAP})?),?\s+(?:{_STATES})\b(?=,?\s+\d{{5}}|\s*$|[,.;])"), "LOCATION"),
+    # names after a cue
+    (
+        re.compile(
+            r"\b(?i:my name is|my name's|name is|i am called|i'm called|call me|this is|it's|hi,? it's|"
+            rf"regards,?|thanks,?|thank you,?|cheers,?|sincerely,?)\s+(?P<x>{_PROPER})"
+        ),
+        "NAME",
+    ),
+    (re.compile(r"\b(?:my name is|my name's|i'm called|i am called)\s+(?P<x>[a-z]+(?:\s+[a-z]+)?)\b"), "NAME"),
+    # a town after "live in", "moved to", "from" ... (states and countries stay)
+    (
+        re.compile(
+            rf"\b(?i:live|lives|living|lived|moved|moving|relocated|drove|driving|from|near|visiting|based|"
+            rf"grew up)\s+(?i:in\s+|to\s+|near\s+|from\s+|up\s+in\s+)?(?P<x>{_CAP}(?:\s+{_CAP})?)"
+        ),
+        "LOCATION",
+    ),
+    (re.compile(rf"\b(?i:from)\s+{_CAP}(?:\s+{_CAP})?\s+(?i:to)\s+(?P<x>{_CAP}(?:\s+{_CAP})?)"), "LOCATION"),
+    (re.compile(rf"\b(?i:i'm|i am|im)\s+(?P<x>{_PROPER})"), "NAME"),
+    (re.compile(rf"\b(?i:(?:my|our|his|her|their)\s+{_RELATIVE}(?:,|\s+(?:is|was))?)\s+(?P<x>{_PROPER})"), "NAME"),
+    (re.compile(rf"(?P<x>{_PROPER}),?\s+(?:is\s+|was\s+)?(?i:(?:my|our)\s+{_RELATIVE})\b"), "NAME"),
+    # a family: "the Hendersons"
+    (re.compile(r"\b(?i:we'?re|we are|it'?s|this is)\s+the\s+(?P<x>[A-Z][a-z]+s)\b"), "NAME"),
+    (
+        re.compile(rf"\b(?:Dr|Mr|Mrs|Ms|Mx|Miss|Nurse|Prof|Grandpa|Grandma|Aunt|Uncle|Auntie)\b\.?\s+(?P<x>{_PROPER})"),
+        "NAME",
+    ),
+    (
+        re.compile(rf"(?:^|[,.!?]\s+|\b(?i:hello|hi|hey),?\s+)(?P<x>{_CAP}(?:\s+{_CAP}){{0,2}})\s+(?:here|asking)\b"),
+        "NAME",
+    ),
+    (re.compile(rf"(?m)^\s*[-–—]\s*(?P<x>{_PROPER})"), "NAME"),
+    (
+        re.compile(rf"\b(?:ask|tell|call|email|text|have)\s+(?P<x>{_CAP}(?:\s+{_CAP})?)\s+(?:at|about|that|to|call)\b"),
+        "NAME",
     ),
 ]
+_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+(?P<x>[a-z]{{3,}})\b")
+_LOWERCASE_TITLE_NAME = re.compile(r"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b")
+_LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,})\s+here\b")
+_SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}\s+{_CAP})\b")
+_PAIR = re.compile(r"\s+(?:and|&)\s+")
+# words after "my husband" that carry on the sentence (verbs and adverbs a rarity threshold lets through)
+_CONTINUATION_WORDS = (
+    # verbs, adverbs and contractions without their apostrophe
+    "fell hurt broke woke slept ate bought tried went came took gave told said swore ran drove felt left lost "
+    "made sat saw sent spent stood thought wore wrote bit caught found heard held kept knew met paid put read "
+    "shook spoke stuck taught threw thinks feels keeps also just still too both never always recently "
+    "finally again often usually sometimes really then who whose which that since because plus aswell aka "
+    "doesnt isnt cant wont didnt hasnt wasnt hes shes couldnt wouldnt arent dont havent "
+    # nouns that follow a relation word: "my baby girl", "my son's teacher", "my mum age 80"
+    "girl boy baby teacher doctor nurse gp dentist school age aged"
+)
+_CONTINUATIONS = frozenset(_CONTINUATION_WORDS.split())
+_LOWERCASE_INTRODUCTION = re.compile(
+    r"(?:^|[.,!?]\s*)(?:i'm|i am|im|this is|it's)\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b"
+)
+_PHONE = "PHONE"
+_LOWERCASE_CUE_NAME_KINDS = ("NAME",)
+
+# words a cue may be followed by that are not names ("this is Tylenol", "I'm Pregnant")
+_NOT_NAMES = frozenset(
+    [
+        "The",
+        "A",
+        "An",
+        "My",
+        "It",
+        "This",
+        "That",
+        "Not",
+        "Just",
+        "So",
+        "Very",
+        "Really",
+        "Still",
+        "Also",
+        "Now",
+        "Here",
+        "There",
+        "What",
+        "When",
+        "How",
+        "Why",
+        "Sorry",
+        "Ok",
+        "Okay",
+        "Yes",
+        "No",
+        "Hi",
+        "Hello",
+        "Thanks",
+        "Thank",
+        "Please",
+        "Dr",
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Nurse",
+        "I",
+        "Im",
+    ]
+)
 
 
-MIN_PHONE_DIGITS = 7  # "2 or 3 times", "10 20 minutes" are not phone numbers
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    kind: str
+
+
+class NameFinder(Protocol):
+    """Finds names of people and places a pattern cannot (``qa_service.ops.entities.EntityFinder``)."""
+
+    def load(self) -> None: ...
+    def find(self, text: str) -> list[tuple[int, int, str]]: ...
+
+
+@functools.cache
+def medical_terms() -> frozenset[str]:
+    """The bundled medical words (lowercase) that a name finder's guess must not remove."""
+    text = resources.files("qa_service").joinpath("data/medical_terms.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+@functools.cache
+def _medical_pattern() -> re.Pattern[str]:
+    terms = sorted(medical_terms(), key=len, reverse=True)
+    lexicon = "|".join(re.escape(term) for term in terms)
+    return re.compile(
+        rf"(?<!\w)(?:{lexicon})(?!\w)"
+        r"|\b[CTLS]\d{1,2}(?:\s*[-/]\s*[CTLS]?\d{1,2})?\b"  # spinal levels: L5, C5-C6, L4-L5, T12
+        r"|\b\d+(?:\.\d+)?\s*(?:mg|mcg|µg|g|ml|mL|units?|iu|IU|%)\b"  # doses
+        r"|\bDr\.?(?=\s+(?:on call|at|in|said|told|says|who|on duty|the)\b)",  # "Dr." before a role
+        re.IGNORECASE,
+    )
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` has a medical word, spinal level, dose or "Dr." before a role."""
+    return [(m.start(), m.end()) for m in _medical_pattern().finditer(text)]
+
+
+def _pattern_spans(text: str) -> list[Span]:
+    spans = []
+    for pattern, kind in _PATTERNS:
+        for match in pattern.finditer(text):
+            start, end = match.span("x") if "x" in pattern.groupindex else match.span()
+            if kind == _PHONE and sum(c.isdigit() for c in match[0]) < MIN_PHONE_DIGITS:
+                continue
+            if kind in ("NAME", "LOCATION") and match["x"].split()[0].rstrip("'’") in _NOT_NAMES:
+                continue
+            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]):  # "Back Pain Clinic here"
+                continue
+            if kind == "LOCATION" and (match["x"].lower() in KEPT_PLACES or match["x"].lower() in medical_terms()):
+                continue
+            spans.append(Span(start, end, kind))
+    for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
+        if _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
+            spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here"
+        for match in pattern.finditer(text):
+            words = match["x"].split()
+            while words and not _lowercase_name(words[-1], RARE_NAME_ZIPF):
+                words.pop()
+            if words and all(_lowercase_name(word, RARE_NAME_ZIPF) for word in words):
+                spans.append(Span(match.start("x"), match.start("x") + len(" ".join(words)), "NAME"))
+    for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
+        words = match["x"].split()
+        if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
+            spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    for match in _LOWERCASE_INTRODUCTION.finditer(text):  # "i'm carla mendes": two rare words are a name
+        words = match["x"].split()
+        rare = [english_words().zipf(word.lower()) < LOWERCASE_INTRODUCTION_ZIPF for word in words]
+        if len(words) == 2 and all(rare) and not set(words) & medical_terms():
+            spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    return spans
+
+
+def _common_phrase(words: str) -> bool:
+    """Whether capitalised ``words`` name a service or condition rather than a person: one is a
+    medical word, or there are several and each is a common English word."""
+    lowered = words.lower().split()
+    if any(word in medical_terms() for word in lowered) or words.lower() in medical_terms():
+        return True
+    return len(lowered) > 1 and all(english_words().zipf(word) >= RARE_NAME_ZIPF for word in lowered)
+
+
+def _lowercase_name(word: str, rarer_than: float) -> bool:
+    """Whether a lowercase ``word`` after a name cue may be a name: rarer than ``rarer_than``, not a
+    medical word, not a word that carries the sentence on, and no inflected verb ("says", "needed")."""
+    frequency = english_words().zipf
+    if word in medical_terms() or frequency(word) >= rarer_than or word.endswith("ly"):
+        return False
+    if word in _CONTINUATIONS or re.fullmatch(_RELATIVE, word):
+        return False
+    stems = [word[: -len(end)] for end in ("s", "ed", "d", "ing") if word.endswith(end)]
+    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        stems.append(word[:-2])
+    return not any(len(stem) >= 3 and frequency(stem) >= VERB_STEM_ZIPF for stem in stems)
+
+
+def _neighbours(text: str, spans: list[Span]) -> list[Span]:
+    """Identifiers next to found ones: the other name of a pair ("Noah and Ava"), the town and ZIP
+    code after a street address ("42 Oak Street, Burlington 05401")."""
+    found = []
+    for span in spans:
+        if span.kind == "NAME":
+            after = re.match(rf"{_PAIR.pattern}(?P<x>{_CAP})\b", text[span.end :])
+            if after and after["x"] not in _NOT_NAMES and after["x"].lower() not in medical_terms():
+                found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "NAME"))
+            before = re.search(rf"(?P<x>{_CAP}){_PAIR.pattern}$", text[: span.start])
+            if before and before["x"] not in _NOT_NAMES and before["x"].lower() not in medical_terms():
+                found.append(Span(before.start("x"), before.end("x"), "NAME"))
+        elif span.kind == "ADDRESS":
+            after = re.match(
+                rf",?\s+(?P<x>{_CAP}(?:\s+{_CAP})?)(?=\s*(?:,|$|\s+\d|\s+[A-Z]{{1,2}}\d))", text[span.end :]
+            )
+            town = after["x"] if after else ""
+            if (
+                after
+                and town.lower() not in KEPT_PLACES
+                and town not in _NOT_NAMES
+                and town.split()[-1] not in _STATE_SET
+            ):
+                found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "LOCATION"))
+            zip_code = re.match(
+                r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?,?\s+(?P<x>\d{5}(?:-\d{4})?)\b", text[span.end :]
+            )
+            if zip_code:
+                found.append(Span(span.end + zip_code.start("x"), span.end + zip_code.end("x"), "ZIP"))
+    return found
+
+
+def _overlaps(span: Span, ranges: list[tuple[int, int]]) -> bool:
+    return any(start < span.end and span.start < end for start, end in ranges)
+
+
+def _merged(spans: list[Span]) -> list[Span]:
+    """Non-overlapping spans: where two overlap, the earlier (then longer) one wins and absorbs the other."""
+    result: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if result and span.start < result[-1].end:
+            last = result[-1]
+            result[-1] = Span(last.start, max(last.end, span.end), last.kind)
+        else:
+            result.append(span)
+    return result
+
+
+def _common_lowercase(text: str, span: Span) -> bool:
+    """A model guess that is one lowercase English word ("the max dose"): the model reads case, so
+    such a guess is mostly wrong (lowercase names after cues are found by patterns)."""
+    word = text[span.start : span.end]
+    return word.islower() and word.isalpha() and english_words().zipf(word) >= RARE_NAME_ZIPF
+
+
+class Deidentifier:
+    """Finds and replaces identifiers; ``names`` (optional) adds the statistical name finder."""
+
+    def __init__(self, names: NameFinder | None = None) -> None:
+        self.names = names
+
+    def load(self) -> None:
+        if self.names is not None:
+            self.names.load()
+
+    def find(self, text: str) -> list[Span]:
+        """The identifiers in ``text``, in order, not overlapping."""
+        spans = _pattern_spans(text)
+        if self.names is not None:
+            from qa_service.ops.entities import worth_reading
+
+            if worth_reading(text, medical_terms()):
+                protected = protected_spans(text)
+                found = (Span(start, end, kind) for start, end, kind in self.names.find(text))
+                spans += [
+                    span for span in found if not _overlaps(span, protected) and not _common_lowercase(text, span)
+                ]
+        return _merged(spans + _neighbours(text, _merged(spans)))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with each identifier replaced by a placeholder such as ``[phone]``."""
+        parts, position = [], 0
+        for span in self.find(text):
+            parts += [text[position : span.start], PLACEHOLDERS[span.kind]]
+            position = span.end
+        parts.append(text[position:])
+        return "".join(parts)
+
+
+@functools.cache
+def default_deidentifier() -> Deidentifier:
+    """The service's de-identifier: the patterns and spaCy's name finder, created once (the model
+    loads on first use, or at start-up through ``load()``)."""
+    from qa_service.ops.entities import EntityFinder
+
+    return Deidentifier(EntityFinder())
 
 
 def scrub(text: str) -> str:
-    """The text with obvious personal identifiers replaced by placeholders such as ``[phone]``."""
-    for pattern, replacement in _PATTERNS:
-        if replacement == "[phone]":
-            text = pattern.sub(
-                lambda m: "[phone]" if sum(c.isdigit() for c in m[0]) >= MIN_PHONE_DIGITS else m[0], text
-            )
-        else:
-            text = pattern.sub(replacement, text)
-    return text
+    """The text with personal identifiers replaced by placeholders such as ``[name]`` or ``[phone]``."""
+    return default_deidentifier().scrub(text)

@@ -21,6 +21,12 @@ from qa_service.answering.decision import rival_of
 from qa_service.answering.engine import Engine
 from qa_service.ops.storage import FeedbackStore
 
+REMOVED = (
+    "names of people and places below state level ([name], [place]), street addresses ([address]), ZIP codes "
+    "and postcodes ([zip]), dates ([date]), ages over 89 ([age 90+]), phone and fax numbers ([phone]), e-mail "
+    "addresses ([email]), links ([link]) and IP addresses ([ip]), record, account, insurance and licence numbers "
+    "([number]), vehicle plates ([vehicle]) and device serials ([device])"
+)
 GROUP_SIMILARITY = 0.75  # cosine between a question and a group's first question to join the group
 SUGGEST_MIN_CONFIDENCE = 0.05  # below this the closest entry is unrelated: no suggestion
 
@@ -135,6 +141,9 @@ def render_markdown(review: Review, *, retention_days: float) -> str:
         "# FAQ review",
         "",
         f"Generated {when}. Questions are kept for {retention_days:g} days and were scrubbed of personal details.",
+        "",
+        f"Removed before storing: {REMOVED}. Medical words (drugs, spinal levels such as L5, doses, "
+        '"Dr." before a role) are kept. To check: `qa-service deid-eval` (recall per type on a labelled set).',
         "",
         f"## Unanswered questions ({total} in {len(review.groups)} groups)",
         "",

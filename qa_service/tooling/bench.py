@@ -28,10 +28,11 @@ from qa_service.answering.engine import Engine, load_engine
 from qa_service.corpus.entries import FaqEntry
 from qa_service.errors import QaError
 from qa_service.index.cachefiles import CACHE_DIR
+from qa_service.index.store import load_index
 from qa_service.model.embedder import Embedder, embedder_from_settings
 from qa_service.settings import Settings
 from qa_service.tooling.evaluation import load_queries
-from qa_service.tooling.loadgen import Run, drive, drive_beside, drive_paired
+from qa_service.tooling.loadgen import Run, drive, drive_beside, drive_paired, drive_paired_posts
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,86 @@ def measure_floor_paired(
     if run.failures:
         raise QaError(f"{run.failures} requests failed beside the in-process floor")
     return LatencySummary.of(here), LatencySummary.of(run.latencies)
+
+
+# --- feedback (``qa-service bench --feedback``) -------------------------------------------------
+
+FEEDBACK_WARMUP = 20
+
+
+def load_reasons(path: Path) -> list[str]:
+    """The ``text`` (or ``query``) of each JSON line of ``path``: what `bench --feedback` sends as reasons."""
+    reasons = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        text = record.get("text", record.get("query")) if isinstance(record, dict) else None
+        if not isinstance(text, str) or not text:
+            raise QaError(f"{path}:{number}: expected a JSON object with a 'text' or 'query' string")
+        reasons.append(text)
+    if not reasons:
+        raise QaError(f"{path}: no reasons found")
+    return reasons
+
+
+def run_feedback_bench(
+    settings: Settings, reasons: Sequence[str], *, compare_with: Path | None = None, rounds: int = 3
+) -> dict[str, Any]:
+    """``POST /v1/feedback`` at concurrency 1: each reason sent ``rounds`` times (with the next
+    reason as the question), every request scrubbed and committed to a fresh SQLite file.
+
+    With ``compare_with`` (a checkout of another commit), a second server runs that code
+    (``PYTHONPATH``) on the same index, and every request goes to both in turn (loadgen.drive_paired_posts):
+    the two versions' latencies under the same conditions, and their ratio."""
+    import tempfile
+
+    index = load_index(settings.index_dir, model=settings.model)
+    answer_id = index.entries[0].id
+    bodies = [
+        {"answer_id": answer_id, "helpful": False, "reason": reason, "question": reasons[(n + 1) % len(reasons)]}
+        for n, reason in enumerate(reasons)
+    ] * rounds
+    env = {"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model}
+    with tempfile.TemporaryDirectory(prefix="qa-bench-feedback-") as tmp, contextlib.ExitStack() as servers:
+        variants = {"this": {"QA_FEEDBACK_DB": f"{tmp}/this.sqlite3"}}
+        if compare_with is not None:
+            variants["compared"] = {"QA_FEEDBACK_DB": f"{tmp}/compared.sqlite3", "PYTHONPATH": str(compare_with)}
+        urls = [servers.enter_context(start_server({**env, **variant})).base_url for variant in variants.values()]
+        asyncio.run(drive_paired_posts(urls, "/v1/feedback", bodies[:FEEDBACK_WARMUP]))
+        runs = asyncio.run(drive_paired_posts(urls, "/v1/feedback", bodies))
+    failed = sum(run.failures for run in runs)
+    if failed:
+        raise QaError(f"{failed} feedback requests failed")
+    results: dict[str, Any] = {
+        "requests": len(bodies),
+        "answer_id": answer_id,
+        "latency_ms": {
+            name: LatencySummary.of(run.latencies).__dict__ for name, run in zip(variants, runs, strict=True)
+        },
+        "server_ms": {name: LatencySummary.of(run.server).__dict__ for name, run in zip(variants, runs, strict=True)},
+    }
+    if compare_with is not None:
+        latency = results["latency_ms"]
+        results["compared_with"] = str(compare_with)
+        results["p50_this_over_compared"] = round(latency["this"]["p50_ms"] / latency["compared"]["p50_ms"], 3)
+    return results
+
+
+def render_feedback(results: Mapping[str, Any]) -> str:
+    """The table ``qa-service bench --feedback`` prints."""
+    lines = [
+        f"POST /v1/feedback at c=1, {results['requests']} requests per server",
+        "",
+        f"{'':<34}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'server p50':>12}",
+    ]
+    for name, row in results["latency_ms"].items():
+        label = "this checkout" if name == "this" else f"compared ({results['compared_with']})"
+        server = results["server_ms"][name]["p50_ms"]
+        lines.append(f"{label:<34}{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['p99_ms']:>9.2f}{server:>12.2f}")
+    if "p50_this_over_compared" in results:
+        lines += ["", f"p50 this / compared (paired): {results['p50_this_over_compared']:.3f}x"]
+    return "\n".join(lines)
 
 
 def rebuild_folder(faq: Path, settings: Settings) -> str:

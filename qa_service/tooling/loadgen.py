@@ -115,7 +115,10 @@ class Client:
         self._connection: _Connection | None = None
 
     def ask_request(self, question: str) -> bytes:
-        return post_json(f"{self.host}:{self.port}", "/v1/ask", {"question": question})
+        return self.post_request("/v1/ask", {"question": question})
+
+    def post_request(self, path: str, payload: object) -> bytes:
+        return post_json(f"{self.host}:{self.port}", path, payload)
 
     async def send(self, request: bytes) -> Reply:
         """The reply to ``request``; OSError when the connection fails or the reply times out
@@ -179,7 +182,7 @@ async def drive(base_url: str, questions: Sequence[str], total: int, concurrency
 
 
 async def _timed(client: Client, request: bytes, run: Run) -> None:
-    """Send one request and count it in ``run``: its latency, and a failure unless it got a 200
+    """Send one request and count it in ``run``: its latency, and a failure unless it got a 2xx
     (refused, reset, timed out, or another status), else the server's own time when it says."""
     started = time.perf_counter()
     try:
@@ -187,7 +190,7 @@ async def _timed(client: Client, request: bytes, run: Run) -> None:
     except OSError:
         run.failures += 1
     else:
-        if reply.status != 200:
+        if not 200 <= reply.status < 300:  # /v1/ask answers 200, /v1/feedback 201
             run.failures += 1
         elif (spent := server_time(reply.headers)) is not None:
             run.server.append(spent)
@@ -200,14 +203,22 @@ async def drive_paired(base_urls: Sequence[str], questions: Sequence[str], *, ti
     drifts by 10% between runs a minute apart, more than the differences worth measuring. The
     servers share the CPU caches, so absolute latencies come out higher than with one server (each
     finds its model's weights evicted by the other's); the ratio between them is the figure."""
+    bodies = [{"question": question} for question in questions]
+    return await drive_paired_posts(base_urls, "/v1/ask", bodies, timeout=timeout)
+
+
+async def drive_paired_posts(
+    base_urls: Sequence[str], path: str, bodies: Sequence[object], *, timeout: float = 60.0
+) -> list[Run]:
+    """``drive_paired`` for any POST endpoint: each JSON body posted to ``path`` of every server in turn."""
     clients = [Client(url, timeout=timeout) for url in base_urls]
     runs = [Run() for _ in clients]
     started = time.perf_counter()
     try:
-        for number, question in enumerate(questions):
+        for number, body in enumerate(bodies):
             for turn in range(len(clients)):
                 which = (number + turn) % len(clients)
-                await _timed(clients[which], clients[which].ask_request(question), runs[which])
+                await _timed(clients[which], clients[which].post_request(path, body), runs[which])
     finally:
         for client in clients:
             client.close()

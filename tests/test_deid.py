@@ -1,0 +1,182 @@
+"""De-identification of stored and logged text: the targets on the labelled set, and specific behaviours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa_service.ops.privacy import Deidentifier, default_deidentifier, scrub
+from qa_service.tooling.deid_eval import (
+    DeidReport,
+    identifying_words,
+    kept_characters,
+    load_sentences,
+    main,
+    removed,
+    removed_at,
+    run,
+)
+from tests.conftest import ROOT
+
+SET = ROOT / "tests" / "data" / "deid" / "sentences.jsonl"
+FRESH = ROOT / "tests" / "data" / "deid" / "fresh.jsonl"
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, DeidReport]:
+    return run(SET)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> DeidReport:
+    return run(FRESH, halves=False)["all"]
+
+
+def test_the_set_is_large_split_by_hash_and_labelled_in_place() -> None:
+    sentences = load_sentences(SET)
+    assert len(sentences) >= 300
+    halves = {s.half for s in sentences}
+    assert halves == {"tune", "report"}
+    assert sum(not s.spans for s in sentences) >= 100  # many carry only medical words
+
+
+def test_identifier_recall_meets_the_targets(reports: dict[str, DeidReport]) -> None:
+    everything = reports["all"]
+    assert everything.recall() >= 0.97, everything.missed
+    for kind in ("EMAIL", "PHONE", "ID"):
+        assert everything.recall([kind]) == 1.0, [m for m in everything.missed if m[0] == kind]
+
+
+def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
+    assert reports["all"].medical_kept_rate >= 0.95, reports["all"].lost
+    assert not reports["all"].clean_changed
+
+
+def test_the_fresh_set_never_tuned_on(fresh: DeidReport) -> None:
+    # The targets that hold on the fresh set are asserted as targets: e-mail, phone and record numbers
+    # all removed, medical words kept. Overall recall does not meet the 0.97 target there (0.8682 when
+    # measured: lowercase names without a cue, names opening a sentence, "dr will", a few towns), so
+    # the measured floor, rounded down, guards against regressions instead; raise it as recall improves.
+    for kind in ("EMAIL", "PHONE", "ID"):
+        assert fresh.recall([kind]) == 1.0, [m for m in fresh.missed if m[0] == kind]
+    assert fresh.medical_kept_rate >= 0.95, fresh.lost
+    assert fresh.recall() >= 0.86, fresh.missed
+    assert len(fresh.clean_changed) <= 3, fresh.clean_changed
+
+
+def test_the_issues_example() -> None:
+    cleaned = scrub("call me at 555-123-4567 or john.smith@example.com, I am John Smith DOB 03/04/1980")
+    assert cleaned == "call me at [phone] or [email], I am [name] DOB [date]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my husband Tom Reilly had the same pain", "my husband [name] had the same pain"),
+        ("I live at 42 Oak Street, Springfield", "I live at [address], [place]"),
+        ("my MRN is 00123456", "my MRN is [number]"),
+        ("plate 7ABC123", "plate [vehicle]"),
+        ("device serial SN-4471-XK", "device serial [device]"),
+        ("I'm 93 and my back hurts", "I'm [age 90+] and my back hurts"),
+        ("I'm 45 and my back hurts", "I'm 45 and my back hurts"),  # ages up to 89 are kept
+        ("we live in Texas near Austin", "we live in Texas near [place]"),  # states are kept
+        ("connect from 192.168.1.45", "connect from [ip]"),
+        ("my zip code is 60614", "my zip code is [zip]"),
+        # names without a capital or a cue of their own
+        ("my husband tom says the heat helps", "my husband [name] says the heat helps"),
+        ("my wife says the heat helps", "my wife says the heat helps"),
+        ("my daughter snores and her brother keeps coughing", "my daughter snores and her brother keeps coughing"),
+        ("had a scan with dr okonjo last week", "had a scan with dr [name] last week"),
+        ("the dr said to rest it", "the dr said to rest it"),
+        ("wendell here, is the clinic open", "[name] here, is the clinic open"),
+        ("anyone here had this?", "anyone here had this?"),
+        ("Zoe my daughter fell off her bike", "[name] my daughter fell off her bike"),
+        ("my kids Noah and Ava have growing pains", "my kids [name] and [name] have growing pains"),
+        ("Olumide Adeyemi needs a note for work", "[name] needs a note for work"),
+        ("we're the Hendersons from Ohio", "we're the [name] from Ohio"),
+        # places, addresses and the rest
+        ("my address is 42 Oak Street, Burlington 05401", "my address is [address], [place] [zip]"),
+        ("send it to 7 Mill Close, Ashby", "send it to [address], [place]"),
+        ("I live at 19 birchwood ave now", "I live at [address] now"),
+        ("I live at 310 East 9th Street", "I live at [address]"),
+        ("motorcycle plate MC 44821", "motorcycle plate [vehicle]"),
+        ("the car is YT62 KLM", "the car is [vehicle]"),
+        ("ring 0161 496 0000 ext 31", "ring [phone]"),
+        ("she's 97 and frail", "she's [age 90+] and frail"),
+        ("my grandad (92) is frail", "my grandad ([age 90+]) is frail"),
+        ("he is ninety three", "he is [age 90+]"),
+        ("the scan is on thursday 14th", "the scan is on [date]"),
+    ],
+)
+def test_each_identifier_type(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Flexeril did nothing for my sciatica at L5",
+        "the Dr. on call said to take Lyrica 75 mg",
+        "Celebrex or Advil for C5-C6 stenosis and T12 fracture",
+        "McKenzie exercises for a Baker's cyst behind the knee",
+        "you may need physical therapy in may",
+    ],
+)
+def test_medical_words_survive(text: str) -> None:
+    assert scrub(text) == text
+
+
+def test_the_patterns_work_without_the_model() -> None:
+    assert Deidentifier().scrub("email jane@x.org, DOB 1/2/1950") == "email [email], DOB [date]"
+
+
+def test_a_title_and_street_words_may_stay_but_no_identifying_word() -> None:
+    assert removed("Dr. Alvarez", "NAME", "please have Dr. [name] call me")
+    assert not removed("Tom Reilly", "NAME", "my husband Tom [name]")
+    assert removed("93", "AGE", "I'm [age 90+]")
+
+
+def test_an_identifier_counts_as_removed_where_it_stood() -> None:
+    text = "i read on www.nhs.uk/conditions/sciatica that walking helps sciatica"
+    scrubbed = "i read on [link] that walking helps sciatica"
+    url = (10, 40, "URL")
+    assert removed_at(text, url, scrubbed, kept_characters(text, scrubbed))  # the other "sciatica" is not it
+    name = "mark has had a red mark"
+    assert not removed_at(name, (0, 4, "NAME"), name, kept_characters(name, name))
+    split = "my ex Darren Mitchell called"
+    assert removed_at(
+        split, (6, 21, "NAME"), "my ex [name] [name] called", kept_characters(split, "my ex [name] [name] called")
+    )
+    assert not removed_at(
+        split, (6, 21, "NAME"), "my ex [name] Mitchell called", kept_characters(split, "my ex [name] Mitchell called")
+    )
+    assert kept_characters("a b", "<PERSON> b") is None  # another scrubber's placeholders: words anywhere
+
+
+def test_words_that_count_for_each_kind() -> None:
+    assert identifying_words("ninety six", "AGE") == ["ninety", "six"]  # no digits: every word counts
+    assert identifying_words("January 2025", "DATE") == ["January", "2025"]  # the month identifies
+    assert identifying_words("the 3rd of March", "DATE") == ["3rd", "March"]
+    assert identifying_words("020 7946 0018 ext 204", "PHONE") == ["020", "7946", "0018", "204"]
+    assert identifying_words("MC 44821", "VEHICLE") == ["MC", "44821"]
+
+
+def test_the_fresh_sets_record_numbers_are_read_as_id(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"text": "member number BCB-99120-01", "spans": [{"start": 14, "end": 26, "type": "RECORD"}]}\n')
+    assert load_sentences(path)[0].spans == [(14, 26, "ID")]
+
+
+def test_the_model_loads_once() -> None:
+    deidentifier = default_deidentifier()
+    deidentifier.load()
+    names = deidentifier.names
+    deidentifier.load()
+    assert default_deidentifier() is deidentifier and deidentifier.names is names
+
+
+def test_the_command_prints_both_halves(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--set", str(SET)]) == 0
+    out = capsys.readouterr().out
+    assert "tune" in out and "report" in out and "medical terms kept" in out
