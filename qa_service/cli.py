@@ -395,6 +395,12 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.tooling import bench
 
     _check_output(args.out)
+    if args.conversations is not None:
+        context = bench.run_context_bench(settings, args.conversations, rounds=args.rounds)
+        if args.out is not None:
+            args.out.write_text(json.dumps(context, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(context) if args.json else bench.render_context(context))
+        return 0
     if args.feedback is not None:
         reasons = bench.load_reasons(args.feedback)
         feedback = bench.run_feedback_bench(settings, reasons, compare_with=args.compare_with, rounds=args.rounds)
@@ -623,7 +629,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --feedback: also serve the code of this checkout (e.g. a git worktree of main), asked in turn",
     )
-    command.add_argument("--rounds", type=int, default=3, help="with --feedback: times each reason is sent (3)")
+    command.add_argument(
+        "--conversations",
+        type=Path,
+        metavar="FILE",
+        help="instead, time POST /v1/ask at c=1 with and without each conversation's earlier turns, in turn "
+        "(e.g. tests/data/conversations/conversations.jsonl)",
+    )
+    command.add_argument(
+        "--rounds", type=int, default=3, help="with --feedback or --conversations: times each request is sent (3)"
+    )
     command.add_argument("--quick", action="store_true", help="a smoke run that checks the harness works (seconds)")
     command.add_argument(
         "--build-faq",

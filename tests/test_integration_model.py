@@ -176,3 +176,80 @@ def test_bench_quick_run_measures_every_section(seed_settings: Settings, capsys:
     assert load["requests"] == 200 and load["failures"] == 0 and load["rss_end_mb"] > 0
     assert "target" in render(results)  # the table prints every measured figure against its target
     assert results["encoder_precision"] == "float32" and "encoder float32" in render(results)  # the default
+
+
+# --- the clinic's vocabulary and conversations -------------------------------------------------------------
+
+# One patient's question per word of the bundled corpus/synonyms.txt
+PATIENT_WORDS = {
+    "charley horse": "what should I do about a charley horse",
+    "charlie horse": "i keep getting charlie horses at night",
+    "pulled muscle": "what exactly is a pulled muscle",
+    "strained muscle": "what is a strained muscle",
+    "slipped disc": "can a slipped disc cause back spasms",
+    "slipped disk": "is a slipped disk causing my back spasm",
+    "bulging disc": "is a bulging disc serious",
+    "ruptured disc": "can a ruptured disc cause muscle spasms",
+    "physiotherapy": "what does physiotherapy do for back spasms",
+    "physio": "is physio good for back spasms",
+    "muscle relaxer": "how long can i take a muscle relaxer",
+    "sciatica": "what causes sciatica",
+    "advil": "can i take advil for a back spasm",
+    "motrin": "is motrin good for muscle spasms",
+    "nurofen": "does nurofen help back spasms",
+    "tylenol": "is tylenol ok for back spasms",
+    "paracetamol": "can paracetamol help a back spasm",
+    "panadol": "will panadol ease my back spasm",
+}
+
+
+def test_each_patient_word_of_the_synonyms_finds_an_entry_in_the_faq_s_words(
+    seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    from qa_service.corpus.synonyms import load_synonyms
+
+    answerer = load_engine(seed_settings, real_embedder).answerer
+    synonyms = load_synonyms(seed_settings.corpus_dir)
+    assert {word for words in synonyms.terms.values() for word in words} == set(PATIENT_WORDS)
+    for term, words in synonyms.terms.items():
+        for word in words:
+            decision = answerer.ask(PATIENT_WORDS[word])
+            assert decision.status == "answered" and decision.answer is not None, word
+            entry = decision.answer.entry
+            assert term in " ".join([entry.question, *entry.alternates, entry.answer]).lower(), (word, entry.id)
+
+
+@pytest.fixture(scope="module")
+def clinic_answerer(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> object:
+    from qa_service.build.pipeline import build_index
+
+    base = tmp_path_factory.mktemp("clinic")
+    (base / "corpus").mkdir()
+    (base / "corpus" / "clinic.yaml").write_bytes((DATA / "conversations" / "clinic_faq.yaml").read_bytes())
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, corpus_dir=base / "corpus", index_dir=base / "index", model=DEFAULT_MODEL
+    )
+    build_index(settings, real_embedder)
+    return load_engine(settings, real_embedder).answerer
+
+
+def test_conversations_follow_ups_standalone_questions_and_emergencies(
+    clinic_answerer: object, seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """Floors under the figures measured on the conversation set (docs/benchmarks.md, Conversations):
+    follow-ups answered right in context 0.79 (target 0.85, not met on the reporting half: 0.73) against
+    0.32 alone; standalone questions not changed (one of 73 changed); emergencies over several
+    messages all escalated; alarming but benign words never escalated."""
+    from qa_service.tooling.conversations import load_conversations, report, run
+
+    chats = load_conversations(DATA / "conversations" / "conversations.jsonl")
+    bundled = load_engine(seed_settings, real_embedder).answerer
+    outcomes = run(clinic_answerer, [c for c in chats if c.corpus == "clinic"])  # type: ignore[arg-type]
+    outcomes += run(bundled, [c for c in chats if c.corpus == "bundled"])
+    rows = report(outcomes).rows
+    assert rows["emergency"]["right_with_context"] == 1.0
+    assert rows["benign"]["escalated"] == 0 and rows["benign"]["right_with_context"] == 1.0
+    follow_ups = rows["needs_context"]
+    assert follow_ups["right_with_context"] >= 0.70 and follow_ups["right_alone"] <= 0.4
+    standalone = rows["standalone"]
+    assert standalone["p_at_1_with_context"] >= standalone["p_at_1_alone"] - 0.03

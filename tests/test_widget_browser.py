@@ -361,6 +361,30 @@ def test_clarify_offers_the_close_questions_and_shows_the_one_picked(demo: Widge
     expect_(answer.get_by_role("group", name="Was this helpful?")).to_be_visible()
 
 
+def test_a_follow_up_carries_the_conversation_and_clear_forgets_it(demo: Widget) -> None:
+    demo.open()
+    demo.ask(HEAT_QUESTION)  # answered with the heat-or-ice entry
+    with (
+        demo.page.expect_request(re.compile(r"/v1/ask$")) as sent,
+        demo.page.expect_response(re.compile(r"/v1/ask$")) as received,
+    ):
+        follow_up = demo.ask("how long should I keep it on for?")
+    assert sent.value.post_data_json["context"] == [{"question": HEAT_QUESTION, "answer_id": "heat-or-ice"}]
+    reply = received.value.json()
+    if reply["context"] is not None:  # read as a follow-up: the widget says of what
+        expect_(follow_up.locator(".qa-about")).to_have_text(f"Answering about: {reply['context']}")
+    else:
+        expect_(follow_up.locator(".qa-about")).to_have_count(0)
+    demo.screenshot("follow-up")
+
+    demo.page.get_by_role("button", name="Clear conversation").click()
+    with demo.page.expect_request(re.compile(r"/v1/ask$")) as after_clear:
+        demo.ask("how long do back spasms last")
+    assert "context" not in after_clear.value.post_data_json  # a new conversation: nothing carried over
+    stored = demo.page.evaluate("() => [JSON.stringify(localStorage), JSON.stringify(sessionStorage)]")
+    assert stored == ["{}", "{}"]  # the turns live in the page's memory only
+
+
 def test_no_answer_gives_the_fallback_and_the_clinic_contact(demo: Widget) -> None:
     demo.open()
     reply = demo.ask(OFF_TOPIC_QUESTION)

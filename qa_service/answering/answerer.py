@@ -16,7 +16,14 @@ from dataclasses import replace
 import numpy as np
 
 from qa_service.answering.calibration import ConfidenceModel
-from qa_service.answering.context import Turn, leans_on_context, read_with, told_together, topic_of
+from qa_service.answering.context import (
+    Turn,
+    leans_on_context,
+    names_its_topic,
+    read_with,
+    told_together,
+    topic_of,
+)
 from qa_service.answering.coverage import CorpusCoverage, Coverage, english_for
 from qa_service.answering.decision import (
     Candidate,
@@ -164,7 +171,13 @@ class Answerer:
                     # a follow-up asks something new: not the entry that answered the turn before
                     ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
                     followed = replace(self._decide(read, ranking, limit), context=topic.about)
-                    decision = prefer_in_context(decision, followed, leans_on_context(text))
+                    answer = decision.answer.entry if decision.answer is not None else None
+                    decision = prefer_in_context(
+                        decision,
+                        followed,
+                        points_back=leans_on_context(text),
+                        names_topic=answer is None or names_its_topic(text, answer),
+                    )
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
 

@@ -15,7 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa_service.index.keywords import STOPWORDS
+from qa_service.corpus.entries import FaqEntry
+from qa_service.index.keywords import STOPWORDS, tokenize
 
 MAX_TURNS = 3  # the previous turns a request may carry
 
@@ -187,6 +188,18 @@ def leans_on_context(message: str) -> bool:
     that?") or continuing ("and for kids?", "what about ..."). A message that does not, and finds an
     answer on its own, is answered on its own."""
     return bool(_POINTS_BACK.search(message) or _CONTINUES.match(message))
+
+
+def names_its_topic(message: str, entry: FaqEntry) -> bool:
+    """Whether a message says what its answer is about: at least half the words of the entry's
+    question (or of one of its phrasings) are in it. "Is there a vaccine?" answered with "Is there a
+    vaccine for COVID-19?" does not name COVID-19: the topic may be the conversation's."""
+    said = set(tokenize(message))
+    for phrasing in (entry.question, *entry.alternates):
+        words = set(tokenize(phrasing))
+        if words and len(words & said) * 2 >= len(words):
+            return True
+    return False
 
 
 def topic_of(turns: Sequence[Turn], question_of: dict[str, str]) -> Topic | None:

@@ -72,15 +72,21 @@ class DecisionPolicy:
     coverage: CoverageRules = field(default_factory=CoverageRules)
 
 
-def prefer_in_context(alone: Decision, together: Decision, leans: bool) -> Decision:
-    """The reply to a message with context: read with the conversation's topic when that finds an
-    answer and the message alone does not, or when the message leans on what came before ("is it
-    contagious?") and the topic leads to another entry; else the message's own reply."""
+def prefer_in_context(alone: Decision, together: Decision, *, points_back: bool, names_topic: bool) -> Decision:
+    """The reply to a message with context. Read with the conversation's topic when that finds an
+    answer and the message alone does not; when the message points back ("is it contagious?") and
+    the topic leads to another entry; or when its own answer is about a topic it did not name ("is
+    there a vaccine?" answered for COVID-19) and the topic's answer is the more confident. Else the
+    message's own reply."""
     if together.status != "answered" or together.answer is None:
         return alone
     if alone.status != "answered" or alone.answer is None:
         return together
-    if together.answer.entry.id != alone.answer.entry.id and leans:
+    if together.answer.entry.id == alone.answer.entry.id:
+        return alone
+    if points_back:
+        return together
+    if not names_topic and (together.answer.confidence or 0.0) > (alone.answer.confidence or 0.0):
         return together
     return alone
 

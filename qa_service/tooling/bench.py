@@ -32,7 +32,14 @@ from qa_service.index.store import load_index
 from qa_service.model.embedder import Embedder, embedder_from_settings
 from qa_service.settings import Settings
 from qa_service.tooling.evaluation import load_queries
-from qa_service.tooling.loadgen import Run, drive, drive_beside, drive_paired, drive_paired_posts
+from qa_service.tooling.loadgen import (
+    Run,
+    drive,
+    drive_alternating_posts,
+    drive_beside,
+    drive_paired,
+    drive_paired_posts,
+)
 
 
 @dataclass(frozen=True)
@@ -401,6 +408,51 @@ def run_feedback_bench(
         results["compared_with"] = str(compare_with)
         results["p50_this_over_compared"] = round(latency["this"]["p50_ms"] / latency["compared"]["p50_ms"], 3)
     return results
+
+
+def run_context_bench(settings: Settings, conversations: Path, *, rounds: int = 3) -> dict[str, Any]:
+    """``POST /v1/ask`` at concurrency 1, answer cache off: the last message of each conversation of
+    ``conversations`` (the format of tests/data/conversations) asked with its earlier turns and
+    without, in turn, on one server: what reading a message in context costs."""
+    from qa_service.tooling.conversations import load_conversations
+
+    index = load_index(settings.index_dir, model=settings.model)
+    known = {entry.id for entry in index.entries}
+    chats = load_conversations(conversations)
+    alone = [{"question": chat.last} for chat in chats] * rounds
+    together = [
+        {
+            "question": chat.last,
+            "context": [
+                {"question": turn.question, "answer_id": turn.answer_id if turn.answer_id in known else None}
+                for turn in chat.turns
+            ],
+        }
+        for chat in chats
+    ] * rounds
+    env = {"QA_INDEX_DIR": str(settings.index_dir.resolve()), "QA_MODEL": settings.model, "QA_CACHE_SIZE": "0"}
+    with start_server(env) as server:
+        asyncio.run(drive_alternating_posts(server.base_url, "/v1/ask", [alone[:20], together[:20]]))
+        runs = asyncio.run(drive_alternating_posts(server.base_url, "/v1/ask", [alone, together]))
+    failed = sum(run.failures for run in runs)
+    if failed:
+        raise QaError(f"{failed} requests failed")
+    without, with_context = (LatencySummary.of(run.latencies) for run in runs)
+    return {
+        "requests": len(alone),
+        "latency_ms": {"without_context": without.__dict__, "with_context": with_context.__dict__},
+        "p50_with_over_without": round(with_context.p50_ms / without.p50_ms, 3),
+    }
+
+
+def render_context(results: Mapping[str, Any]) -> str:
+    """The table ``qa-service bench --conversations`` prints."""
+    lines = [f"POST /v1/ask at c=1, cache off, {results['requests']} questions each", ""]
+    lines.append(f"{'':<22}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for name, row in results["latency_ms"].items():
+        lines.append(f"{name.replace('_', ' '):<22}{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['p99_ms']:>9.2f}")
+    lines += ["", f"p50 with context / without (same run): {results['p50_with_over_without']:.3f}x"]
+    return "\n".join(lines)
 
 
 def render_feedback(results: Mapping[str, Any]) -> str:

@@ -227,6 +227,26 @@ async def drive_paired_posts(
     return runs
 
 
+async def drive_alternating_posts(
+    base_url: str, path: str, body_sets: Sequence[Sequence[object]], *, timeout: float = 60.0
+) -> list[Run]:
+    """One server, several kinds of request: the n-th body of every set posted in turn (which set goes
+    first rotates), one run per set: their latencies under the same conditions."""
+    client = Client(base_url, timeout=timeout)
+    runs = [Run() for _ in body_sets]
+    started = time.perf_counter()
+    try:
+        for number in range(min(len(bodies) for bodies in body_sets)):
+            for turn in range(len(body_sets)):
+                which = (number + turn) % len(body_sets)
+                await _timed(client, client.post_request(path, body_sets[which][number]), runs[which])
+    finally:
+        client.close()
+    for run in runs:
+        run.seconds = time.perf_counter() - started
+    return runs
+
+
 async def drive_beside(
     base_url: str, questions: Sequence[str], local: Callable[[str], object], *, timeout: float = 60.0
 ) -> tuple[Run, list[float]]:
