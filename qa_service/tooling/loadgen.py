@@ -144,6 +144,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)  # seconds per request, failures included
     server: list[float] = field(default_factory=list)  # the server's own seconds per answered request
     failures: int = 0  # non-200 replies, errors and timeouts
+    failed_at: list[float] = field(default_factory=list)  # when each failed request was sent (perf_counter)
     seconds: float = 0.0  # wall time of the whole run
 
 
@@ -186,9 +187,11 @@ async def _timed(client: Client, request: bytes, run: Run) -> None:
         reply = await client.send(request)
     except OSError:
         run.failures += 1
+        run.failed_at.append(started)
     else:
         if reply.status != 200:
             run.failures += 1
+            run.failed_at.append(started)
         elif (spent := server_time(reply.headers)) is not None:
             run.server.append(spent)
     run.latencies.append(time.perf_counter() - started)
