@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -261,19 +262,26 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``qa-service serve`` runs uvicorn (tests serve their own app with the same options)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # uvicorn's loggers go through the handler configured in main (text or JSON)
+        "access_log": settings.access_log,
+        # the client address of rate limits and logs: X-Forwarded-For, from the trusted proxies only
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from qa_service.api.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's loggers go through the handler configured above (text or JSON)
-        access_log=settings.access_log,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
 

@@ -6,6 +6,7 @@ here runs at import time. Every field is documented in the README (a test checks
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -210,6 +211,11 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Logging level of the CLI and the server.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text, or one JSON object each.")
     access_log: bool = Field(True, description="One INFO line per HTTP request (method, path, status).")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies (IP addresses or networks, comma-separated; '*' for any) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed: the client address of rate limits and logs.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Web origins (https://clinic.example) allowed to call the API from a browser."
     )
@@ -230,6 +236,20 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown language code(s) {unknown}; use codes among {', '.join(CANDIDATE_LANGUAGES)}")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        value = value.strip()
+        if value == "*":
+            return value
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+        return ",".join(items)
 
     @field_validator("clinic_contact_url")
     @classmethod

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from qa_service.api.app import create_app
 from qa_service.api.guards import RequestIds, TokenBuckets
+from qa_service.cli import uvicorn_options
 from qa_service.ops.logs import configure_logging
 from qa_service.settings import Settings
+from qa_service.tooling.bench import free_port
+from tests.fakes import HashingEmbedder
 
 
 def test_oversized_bodies_get_413(built_settings: Settings, client_for: Callable[[Settings], TestClient]) -> None:
@@ -126,3 +135,49 @@ def test_json_logs_carry_the_request_id_and_question_text_only_when_asked(
     assert "secret banana" not in json.dumps(lines)
     [asked] = [line for line in lines if "open banana" in line["message"]]
     assert asked["request_id"] == "r-2" and asked["logger"] == "qa_service.api.routes.questions"
+
+
+@contextlib.contextmanager
+def served(settings: Settings, embedder: HashingEmbedder) -> Iterator[str]:
+    """The app served by uvicorn with ``qa-service serve``'s options, on a free loopback port."""
+    settings = settings.model_copy(update={"port": free_port()})
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, embedder=embedder), **uvicorn_options(settings)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_x_forwarded_for_counts_only_from_trusted_proxies(
+    built_settings: Settings, fake_embedder: HashingEmbedder, trusted: bool
+) -> None:
+    """Behind a trusted proxy each patient's address gets its own rate limit; from any other address
+    a forged X-Forwarded-For is ignored and every request counts against the sender."""
+    proxies = "127.0.0.1" if trusted else "10.0.0.1,192.168.0.0/16"
+    settings = built_settings.model_copy(
+        update={"forwarded_allow_ips": proxies, "rate_limit_per_minute": 1, "rate_limit_burst": 2}
+    )
+    with served(settings, fake_embedder) as base_url, httpx.Client(base_url=base_url) as client:
+        codes = [
+            client.post(
+                "/v1/ask", json={"question": "hi there"}, headers={"X-Forwarded-For": f"203.0.113.{number}"}
+            ).status_code
+            for number in range(4)
+        ]
+    assert codes == ([200] * 4 if trusted else [200, 200, 429, 429])
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    assert Settings(_env_file=None, forwarded_allow_ips=" 10.0.0.1, 10.1.0.0/16 ").forwarded_allow_ips == (  # type: ignore[call-arg]
+        "10.0.0.1,10.1.0.0/16"
+    )
+    with pytest.raises(ValueError, match="'nginx' is not an IP address or network"):
+        Settings(_env_file=None, forwarded_allow_ips="10.0.0.1,nginx")  # type: ignore[call-arg]

@@ -287,3 +287,86 @@ def test_the_model_is_loaded_on_threads_that_end_with_the_load(admin_settings: S
         for thread in loaders:
             thread.join(5)
             assert thread.name == "qa-loader" and not thread.is_alive()
+
+
+def corrupt(settings: Settings, build_id: str) -> None:
+    with (settings.index_dir / BUILDS_DIR / build_id / VECTORS).open("ab") as handle:
+        handle.write(b"corruption")
+
+
+def test_a_service_started_on_a_broken_published_build_serves_the_previous_one(
+    built_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    """A replica restarted while CURRENT names a build it cannot load serves the newest earlier build
+    that loads, says so, and switches once a loadable build is published."""
+    good = current_build_id(built_settings.index_dir)
+    broken = publish(built_settings, fake_embedder, "A changed answer that must not be served.")
+    corrupt(built_settings, broken)
+
+    client = client_for(built_settings.model_copy(update={"reload_poll_seconds": 0.05}))
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["index"]["build_id"] == good and body["published_build"] == broken
+    assert broken in body["fallback"] and good in body["fallback"]
+    assert "checksum" in body["last_reload_error"]
+    assert answer_of(client) != "A changed answer that must not be served."
+    metrics = client.get("/metrics").text
+    assert "qa_index_fallback 1.0" in metrics and f'qa_index_info{{build_id="{good}"' in metrics
+
+    fixed = publish(built_settings, fake_embedder, "The repaired answer.")
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").json()["index"]["build_id"] != fixed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = client.get("/readyz").json()
+    assert body["index"]["build_id"] == body["published_build"] == fixed
+    assert body["fallback"] is None and body["last_reload_error"] is None
+    assert answer_of(client) == "The repaired answer."
+    assert "qa_index_fallback 0.0" in client.get("/metrics").text
+
+
+def test_a_rollback_to_the_fallback_build_clears_the_fallback(
+    built_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    good = current_build_id(built_settings.index_dir)
+    corrupt(built_settings, publish(built_settings, fake_embedder, "Broken."))
+    client = client_for(built_settings.model_copy(update={"reload_poll_seconds": 0.05}))
+    assert client.get("/readyz").json()["fallback"] is not None
+    assert main(["rollback", "--index-dir", str(built_settings.index_dir), "--model", built_settings.model]) == 0
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").json()["fallback"] is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = client.get("/readyz").json()
+    assert body["fallback"] is None and body["index"]["build_id"] == body["published_build"] == good
+
+
+def test_errors_never_show_the_servers_folders(
+    built_settings: Settings, client_for: Callable[[Settings], TestClient]
+) -> None:
+    """With no earlier build to fall back on, a broken build gives 503, naming the file within the
+    index folder (for the operator) but not the server's path to it."""
+    corrupt(built_settings, current_build_id(built_settings.index_dir))
+    client = client_for(built_settings)
+    for path, request in (("/readyz", {}), ("/v1/ask", {"json": {"question": QUESTION}})):
+        response = client.request("GET" if not request else "POST", path, **request)
+        assert response.status_code == 503, response.text
+        assert f"builds/{current_build_id(built_settings.index_dir)}/{VECTORS}: checksum mismatch" in response.text
+        assert str(built_settings.index_dir.parent) not in response.text
+
+
+def test_a_build_not_visible_yet_is_tried_again(
+    admin_settings: Settings, fake_embedder: HashingEmbedder, client_for: Callable[[Settings], TestClient]
+) -> None:
+    """On shared storage CURRENT can name a build whose folder this machine does not see yet: that
+    is not a refusal for good, the watcher tries again."""
+    client = client_for(admin_settings.model_copy(update={"reload_poll_seconds": 0.05}))
+    new = publish(admin_settings, fake_embedder, "Seen once the folder appears.")
+    hidden = admin_settings.index_dir / BUILDS_DIR / f".hidden-{new}"
+    (admin_settings.index_dir / BUILDS_DIR / new).rename(hidden)
+    response = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    assert response.status_code == 409
+    hidden.rename(admin_settings.index_dir / BUILDS_DIR / new)
+    deadline = time.monotonic() + 10
+    while answer_of(client) != "Seen once the folder appears." and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.get("/readyz").json()["index"]["build_id"] == new

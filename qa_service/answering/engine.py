@@ -56,14 +56,20 @@ class Engine:
     answerer: Answerer
 
 
-def load_engine(settings: Settings, embedder: Embedder | None = None, red_flags: RedFlagRules | None = None) -> Engine:
-    """Load the current index and the model; refuses an index built for another model.
+def load_engine(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    red_flags: RedFlagRules | None = None,
+    *,
+    build_id: str | None = None,
+) -> Engine:
+    """Load the current (or a named) index build and the model; refuses an index built for another model.
 
     When the build carries its model (fine-tuned, or the base model it embedded with), that copy
     answers the questions; builds made before base models were kept use the configured model."""
     red_flags = red_flags or red_flags_from_settings(settings)  # first: no service without its emergency rules
     model = canonical_model_name(embedder.name if embedder is not None else settings.model)
-    index = load_index(settings.index_dir, model=model)  # checks the model name before the slow load
+    index = load_index(settings.index_dir, model=model, build_id=build_id)  # checks the model name before the slow load
     if index.model_path is not None:
         embedder = embedder_from_settings(settings, model=model, path=index.model_path)
     embedder = embedder or embedder_from_settings(settings)

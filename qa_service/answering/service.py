@@ -25,7 +25,7 @@ from qa_service.errors import (
     ReloadError,
     StorageError,
 )
-from qa_service.index.store import current_build_id, set_search_threads
+from qa_service.index.store import BUILDS_DIR, MANIFEST, current_build_id, list_builds, set_search_threads
 from qa_service.model.embedder import Embedder
 from qa_service.model.memory import HeapTrimmer, settle_heap
 from qa_service.ops.metrics import Metrics
@@ -57,6 +57,9 @@ class ServiceState:
         self.store_error: str | None = None
         self.reload_error: str | None = None
         self.refused_build: str | None = None  # the last build id refused, not retried by the watcher
+        # Set when the service started while CURRENT named a build it could not load and serves the
+        # newest earlier build that loads instead; cleared once it serves the build CURRENT names.
+        self.fallback: str | None = None
         self._reload_lock = threading.Lock()
         self.cache = AnswerCache(settings.cache_size)
         self.batcher = MicroBatcher(
@@ -95,19 +98,21 @@ class ServiceState:
             try:
                 build_id = current_build_id(self.settings.index_dir)
                 if self.engine is not None and build_id == self.engine.index.manifest.build_id:
-                    self.reload_error = self.refused_build = None  # e.g. rolled back to the build being served
+                    # e.g. rolled back to the build being served
+                    self.reload_error = self.refused_build = self.fallback = None
+                    self._report_serving()
                     return False
                 red_flags = red_flags_from_settings(self.settings)
-                engine = load_engine(self.settings, self.embedder, red_flags)
+                engine = load_engine(self.settings, self.embedder, red_flags, build_id=build_id)
             except QaError as exc:
                 self.metrics.reloads.labels(result="failure").inc()
                 self.reload_error = exc.message
-                self.refused_build = _pointer(self.settings.index_dir)
+                self.refused_build = self._final_refusal(_pointer(self.settings.index_dir))
                 logger.error("new index refused, the previous one keeps serving: %s", exc.message)
                 raise ReloadError(f"new index refused, the previous one keeps serving: {exc.message}") from None
             self.red_flags, self.engine = red_flags, engine
             self.cache.clear()  # keyed by build, so never stale; cleared to free the old build's entries
-            self.not_ready_reason = self.reload_error = self.refused_build = None
+            self.not_ready_reason = self.reload_error = self.refused_build = self.fallback = None
             self.metrics.reloads.labels(result="success").inc()
             self._report_serving()
             logger.info("now serving index build %s", engine.index.manifest.build_id)
@@ -116,20 +121,40 @@ class ServiceState:
     def _report_serving(self) -> None:
         if self.engine is not None:
             manifest = self.engine.index.manifest
-            self.metrics.serving(manifest.build_id, manifest.model, manifest.entry_count)
+            self.metrics.serving(
+                manifest.build_id, manifest.model, manifest.entry_count, fallback=self.fallback is not None
+            )
+
+    def _final_refusal(self, build_id: str | None) -> str | None:
+        """The refused build, for the watcher not to retry it; None (retry at the next poll) while the
+        build's folder or manifest is not visible yet: on shared storage (NFS) another machine's
+        published build can appear here a moment after the CURRENT that names it."""
+        if build_id is None or not (self.settings.index_dir / BUILDS_DIR / build_id / MANIFEST).is_file():
+            return None
+        return build_id
+
+    def published_build(self) -> str | None:
+        """The build CURRENT names (None when it names none or cannot be read)."""
+        return _pointer(self.settings.index_dir)
 
     def published_build_changed(self) -> bool:
-        """Whether CURRENT names a build other than the one served (and not one already refused)."""
+        """Whether CURRENT names a build other than the one served (and not one already refused), or
+        names the one served again (a rollback) while a refusal or fallback is still reported."""
         pointer = _pointer(self.settings.index_dir)
         served = self.engine.index.manifest.build_id if self.engine is not None else None
-        return pointer is not None and pointer != served and pointer != self.refused_build
+        if pointer is not None and pointer == served:
+            return self.reload_error is not None or self.fallback is not None
+        return pointer is not None and pointer != self.refused_build
 
     def load(self) -> None:
         try:
             # the emergency rules load first and on their own: red flags are answered even while the
             # index is unavailable, and nothing is answered without them
             self.red_flags = red_flags_from_settings(self.settings)
-            self.engine = load_engine(self.settings, self.embedder, self.red_flags)
+            try:
+                self.engine = load_engine(self.settings, self.embedder, self.red_flags)
+            except QaError as exc:
+                self.engine = self._load_earlier_build(exc)
             self.not_ready_reason = None
             self._report_serving()
             settle_heap()
@@ -144,6 +169,31 @@ class ServiceState:
         except StorageError as exc:  # answering goes on; feedback and recording report the problem
             self.store_error = exc.message
             logger.error("feedback storage unavailable: %s", exc.message)
+
+    def _load_earlier_build(self, refused: QaError) -> Engine:
+        """At start-up, when the build CURRENT names cannot be loaded: the newest earlier build that
+        loads (the one a rollback would choose), so that a replica restarted while a broken build is
+        published serves the previous one instead of 503. Raises ``refused`` when none loads."""
+        published = _pointer(self.settings.index_dir)
+        earlier = [
+            build for build in reversed(list_builds(self.settings.index_dir)) if published is None or build < published
+        ]
+        for build_id in earlier:
+            try:
+                engine = load_engine(self.settings, self.embedder, self.red_flags, build_id=build_id)
+            except QaError as exc:
+                logger.error("earlier build %s cannot be loaded either: %s", build_id, exc.message)
+                continue
+            self.reload_error = refused.message
+            self.refused_build = self._final_refusal(published)
+            self.fallback = (
+                f"the published build {published or '(CURRENT unreadable)'} cannot be loaded; "
+                f"serving {build_id}, the newest earlier build that loads, until a loadable build is published"
+            )
+            self.metrics.reloads.labels(result="failure").inc()
+            logger.error("%s: %s", self.fallback, refused.message)
+            return engine
+        raise refused
 
     def close(self) -> None:
         self.batcher.close()

@@ -7,7 +7,9 @@ Starlette's own errors are rewritten into the same shape.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from pathlib import PurePosixPath
+from typing import Any, overload
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,6 +83,32 @@ def error(status: int, code: str, message: str, details: list[dict[str, Any]] | 
     return JSONResponse(status_code=status, content=body.model_dump(mode="json"))
 
 
+# An absolute path in a message (up to a space, quote, bracket or separator; a trailing ":" or "." is
+# the sentence's, not the path's).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.])/[^\s'\"(),;]+")
+
+
+@overload
+def without_server_paths(message: str) -> str: ...
+@overload
+def without_server_paths(message: None) -> None: ...
+def without_server_paths(message: str | None) -> str | None:
+    """``message`` with every absolute path shortened to what an operator needs and a client may see:
+    from the index folder's ``builds/`` on (``builds/<id>/vectors.faiss``), else the last name. The
+    logs keep the full paths; replies never show the server's folders."""
+    if message is None:
+        return None
+
+    def shorten(match: re.Match[str]) -> str:
+        path = match.group(0)
+        end = path.rstrip(":.")
+        parts = PurePosixPath(end).parts
+        kept = parts[parts.index("builds") :] if "builds" in parts else parts[-1:]
+        return "/".join(kept) + path[len(end) :]
+
+    return _ABSOLUTE_PATH.sub(shorten, message)
+
+
 def _location(loc: tuple[Any, ...]) -> str:
     parts = [str(part) for part in loc if part != "body"]
     return ".".join(parts) or "body"
@@ -90,7 +118,7 @@ def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QaError)
     async def _domain_error(request: Request, exc: QaError) -> JSONResponse:
         status = next((code for kind, code in STATUS_FOR_ERROR.items() if isinstance(exc, kind)), 400)
-        return error(status, exc.code, exc.message)
+        return error(status, exc.code, without_server_paths(exc.message))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -233,6 +233,16 @@ class ReadyResponse(BaseModel):
     last_reload_error: str | None = Field(
         None, description="Why the newest published index was refused (the index above keeps serving)."
     )
+    published_build: str | None = Field(
+        None,
+        description="The build the index folder's CURRENT names. Equal to index.build_id once this "
+        "process serves it: compare across replicas to see when all have switched.",
+    )
+    fallback: str | None = Field(
+        None,
+        description="Set when the process started while the published build could not be loaded and "
+        "serves the newest earlier build that loads instead (null otherwise).",
+    )
 
 
 class ReloadResponse(BaseModel):

@@ -26,6 +26,11 @@ class Metrics:
         self.index_info = Gauge(
             "qa_index_info", "The index build being served (value 1)", ["build_id", "model"], registry=self.registry
         )
+        self.index_fallback = Gauge(
+            "qa_index_fallback",
+            "1 while an earlier build serves because the published one (CURRENT) could not be loaded at start-up",
+            registry=self.registry,
+        )
         self.reloads = Counter("qa_index_reloads", "Index reloads by result", ["result"], registry=self.registry)
         self.cache = Counter(
             "qa_answer_cache", "Questions looked up in the answer cache by result", ["result"], registry=self.registry
@@ -41,10 +46,11 @@ class Metrics:
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
 
-    def serving(self, build_id: str, model: str, entries: int) -> None:
+    def serving(self, build_id: str, model: str, entries: int, *, fallback: bool = False) -> None:
         self.index_info.clear()
         self.index_info.labels(build_id=build_id, model=model).set(1)
         self.index_entries.set(entries)
+        self.index_fallback.set(int(fallback))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -118,22 +118,37 @@ class ServerProcess:
         self.stop()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
-def start_server(env: dict[str, str] | None = None, *, timeout: float = 60.0) -> ServerProcess:
-    """Start ``qa-service serve`` on a free loopback port and wait until /readyz says ready."""
-    port = free_port()
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 10.0) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+SERVE_COMMAND = (sys.executable, "-m", "qa_service", "serve")
+
+
+def start_server(
+    env: dict[str, str] | None = None,
+    *,
+    timeout: float = 60.0,
+    port: int | None = None,
+    command: Sequence[str] = SERVE_COMMAND,
+) -> ServerProcess:
+    """Start ``qa-service serve`` (or ``command``, which serves on QA_HOST:QA_PORT) on a loopback port
+    (free, unless given) and wait until /readyz says ready."""
+    port = port or free_port()
     environment = {**os.environ, **(env or {}), "QA_HOST": "127.0.0.1", "QA_PORT": str(port)}
     environment.setdefault("QA_LOG_LEVEL", "WARNING")
     environment.setdefault("QA_RATE_LIMIT_PER_MINUTE", "0")  # one load generator is not an abusive client
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "qa_service", "serve"], env=environment)
+    process = subprocess.Popen(list(command), env=environment)
     base_url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base_url, timeout=2.0) as client:
         while time.perf_counter() - started < timeout:

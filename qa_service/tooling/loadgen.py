@@ -147,6 +147,7 @@ class Run:
     latencies: list[float] = field(default_factory=list)  # seconds per request, failures included
     server: list[float] = field(default_factory=list)  # the server's own seconds per answered request
     failures: int = 0  # non-200 replies, errors and timeouts
+    failed_at: list[float] = field(default_factory=list)  # when each failed request was sent (perf_counter)
     seconds: float = 0.0  # wall time of the whole run
 
 
@@ -189,9 +190,11 @@ async def _timed(client: Client, request: bytes, run: Run) -> None:
         reply = await client.send(request)
     except OSError:
         run.failures += 1
+        run.failed_at.append(started)
     else:
         if not 200 <= reply.status < 300:  # /v1/ask answers 200, /v1/feedback 201
             run.failures += 1
+            run.failed_at.append(started)
         elif (spent := server_time(reply.headers)) is not None:
             run.server.append(spent)
     run.latencies.append(time.perf_counter() - started)
