@@ -3,14 +3,13 @@ embedder) on one index folder, nginx round robin in front (started by the test, 
 
 Needs nginx (``apt-get install nginx``; another binary with NGINX_PATH): without it these tests skip,
 except under CI where they fail (bash .ci/run installs it). The feedback database is a fixture the
-replicas share (``feedback_database``): SQLite today, to be joined by PostgreSQL.
+replicas share (``feedback_database``): a SQLite file, and a PostgreSQL database on a throwaway server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -22,11 +21,13 @@ import httpx
 import pytest
 
 from qa_service.build.pipeline import build_index
+from qa_service.cli import main
 from qa_service.index.store import current_build_id
+from qa_service.ops.storage import open_feedback_store
 from qa_service.settings import Settings
 from qa_service.tooling.loadgen import Run, drive
 from qa_service.tooling.replicas import ReplicaSet, failures_after, nginx_binary, replica_set
-from tests.conftest import ROOT
+from tests.conftest import ROOT, use_embedder
 from tests.fakes import HashingEmbedder
 from tests.test_reload import QUESTION, edit_answer
 
@@ -66,14 +67,18 @@ class FeedbackDatabase:
 
 
 @pytest.fixture
-def feedback_database(tmp_path: Path) -> FeedbackDatabase:
-    path = tmp_path / "feedback.sqlite3"
+def feedback_database(feedback_db: Path | str) -> FeedbackDatabase:
+    """The replicas' shared feedback store: a SQLite file, and a PostgreSQL database (conftest's
+    ``feedback_db``: a throwaway server, as every storage test uses)."""
 
     def votes() -> int:
-        with sqlite3.connect(path) as connection:
-            return int(connection.execute("SELECT count(*) FROM feedback").fetchone()[0])
+        store = open_feedback_store(feedback_db, retention_days=Settings().retention_days)
+        try:
+            return len(store.feedback())
+        finally:
+            store.close()
 
-    return FeedbackDatabase({"QA_FEEDBACK_DB": str(path)}, votes)
+    return FeedbackDatabase({"QA_FEEDBACK_DB": str(feedback_db)}, votes)
 
 
 @pytest.fixture
@@ -137,14 +142,24 @@ def test_a_build_published_under_load_reaches_both_replicas_without_a_failed_req
 
 
 def test_feedback_through_either_replica_lands_in_the_shared_database(
-    replicas: ReplicaSet, feedback_database: FeedbackDatabase
+    replicas: ReplicaSet, feedback_database: FeedbackDatabase, built_settings: Settings, tmp_path: Path
 ) -> None:
     assert replicas.nginx is not None
     with httpx.Client(base_url=replicas.nginx.base_url) as client:
-        for _ in range(4):  # round robin: two on each replica
-            vote = {"answer_id": "spasm-duration", "helpful": True}
+        for number in range(4):  # round robin: two on each replica, one of them "not helpful"
+            vote = {"answer_id": "spasm-duration", "helpful": number % 2 == 0}
             assert client.post("/v1/feedback", json=vote).status_code == 201
     assert feedback_database.votes() == 4
+    # and the clinic's review reads them from the same database
+    out = tmp_path / "review.md"
+    env = {"QA_FEEDBACK_DB": feedback_database.env["QA_FEEDBACK_DB"], "QA_MODEL": built_settings.model}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        use_embedder(patch, HashingEmbedder())
+        assert main(["review", "--index-dir", str(built_settings.index_dir), "--out", str(out)]) == 0
+    review = out.read_text()
+    assert "Answers voted not helpful (1)" in review and "spasm-duration" in review
 
 
 def test_killing_a_replica_fails_only_the_requests_in_flight_on_it(
