@@ -168,10 +168,10 @@ class SQLiteFeedbackStore(SqlFeedbackStore):
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
             self._db.execute("PRAGMA busy_timeout=5000")
+            _switch_to_wal(self._db)
+            self._db.execute("PRAGMA synchronous=FULL")
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"{path}: cannot open the feedback database: {exc}") from None
         self.migration = self.migrate_schema()
@@ -195,6 +195,19 @@ class SQLiteFeedbackStore(SqlFeedbackStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _switch_to_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """WAL mode; a new file opened by several processes at once may report "locked" to all but one
+    while the first switches it (SQLite does not wait on its busy timeout there): try again."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def is_postgresql_url(target: Path | str) -> bool:
