@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -405,17 +405,11 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     _check_output(args.out)
     if args.conversations is not None:
         context = bench.run_context_bench(settings, args.conversations, rounds=args.rounds)
-        if args.out is not None:
-            args.out.write_text(json.dumps(context, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps(context) if args.json else bench.render_context(context))
-        return 0
+        return _report_bench(args, context, bench.render_context)
     if args.feedback is not None:
         reasons = bench.load_reasons(args.feedback)
         feedback = bench.run_feedback_bench(settings, reasons, compare_with=args.compare_with, rounds=args.rounds)
-        if args.out is not None:
-            args.out.write_text(json.dumps(feedback, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps(feedback) if args.json else bench.render_feedback(feedback))
-        return 0
+        return _report_bench(args, feedback, bench.render_feedback)
     if not args.questions:
         print("qa-service: error: bench needs --questions (or --feedback)", file=sys.stderr)
         return 2
@@ -430,12 +424,14 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         load=args.load,
         concurrency=args.concurrency,
     )
+    return _report_bench(args, results, bench.render)
+
+
+def _report_bench(args: argparse.Namespace, results: Any, render: Callable[[Any], str]) -> int:
+    """A bench's results: as JSON to ``--out``, and printed as a table (or JSON with ``--json``)."""
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print(bench.render(results))
+    print(json.dumps(results) if args.json else render(results))
     return 0
 
 

@@ -80,8 +80,8 @@ def test_what_leans_on_context() -> None:
         assert leans_on_context(message), message
     for message in ["What are the symptoms of strep throat?", "should I get a flu shot this year?"]:
         assert not leans_on_context(message), message
-    assert topic_of([Turn("hello", None), Turn("what is norovirus?", "x")], {"x": "What is norovirus?"}) is not None
-    assert topic_of([], {}) is None
+    assert topic_of([Turn("hello", None), Turn("what is norovirus?", "x")], {"x": "What is norovirus?"}.get) is not None
+    assert topic_of([], {}.get) is None
 
 
 # --- emergencies over several messages -------------------------------------------------------------------

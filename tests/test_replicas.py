@@ -9,7 +9,6 @@ replicas share (``feedback_database``): a SQLite file, and a PostgreSQL database
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from qa_service.ops.storage import open_feedback_store
 from qa_service.settings import Settings
 from qa_service.tooling.loadgen import Run, drive
 from qa_service.tooling.replicas import ReplicaSet, failures_after, nginx_binary, replica_set
-from tests.conftest import ROOT, use_embedder
+from tests.conftest import ROOT, skip_outside_ci, use_embedder
 from tests.fakes import HashingEmbedder
 from tests.test_reload import QUESTION, edit_answer
 
@@ -52,9 +51,10 @@ def nginx() -> str:
     """nginx's path; skips on a developer machine without it, fails in CI, which must run these."""
     binary = nginx_binary()
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing: CI runs the replica tests (bash .ci/run installs it)")
-        pytest.skip("nginx is not installed; the replica tests need it (apt-get install nginx)")
+        skip_outside_ci(
+            "nginx is not installed; the replica tests need it (apt-get install nginx)",
+            "nginx is missing: CI runs the replica tests (bash .ci/run installs it)",
+        )
     return binary
 
 

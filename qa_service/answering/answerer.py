@@ -99,7 +99,6 @@ class Answerer:
         self.coverage = corpus_coverage(index, policy)
         # the vocabulary the build read its texts with: questions are read the same way
         self.synonyms = Synonyms.from_dict(index.manifest.synonyms)
-        self._questions = {entry.id: entry.question for entry in index.entries}
 
     def clean(self, question: str) -> str:
         text = normalize_question(question)
@@ -141,18 +140,15 @@ class Answerer:
         foreign = [None if flag else next(identified) for flag in flags]
         answerable = [not flag and language is None for flag, language in zip(flags, foreign, strict=True)]
         topics = [
-            topic_of(turns, self._questions) if turns and ok else None
+            topic_of(turns, self._question_of) if turns and ok else None
             for turns, ok in zip(turns_of, answerable, strict=True)
         ]
         # each question alone, then those with a topic read in its context: one encoder call for all
         alone = [self.synonyms.canonical(text) for text, ok in zip(cleaned, answerable, strict=True) if ok]
-        position = iter(range(len(alone)))
-        followups = [
-            (next(position), self.synonyms.canonical(topic.text)) if topic is not None else next(position)
-            for topic, ok in zip(topics, answerable, strict=True)
-            if ok
+        ranked_topics = [topic for topic, ok in zip(topics, answerable, strict=True) if ok]
+        pairs = [
+            (at, self.synonyms.canonical(topic.text)) for at, topic in enumerate(ranked_topics) if topic is not None
         ]
-        pairs = [item for item in followups if isinstance(item, tuple)]
         rankings = self._rank(alone, alone, max(max(limits) + 1, 10), pairs) if alone else []
         ranked = iter(zip(alone, rankings, strict=True))
         together = [read_with(alone[at], topic) for at, topic in pairs]
@@ -180,6 +176,10 @@ class Answerer:
                     )
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
+
+    def _question_of(self, entry_id: str) -> str | None:
+        entry = self.index.entry(entry_id)
+        return entry.question if entry is not None else None
 
     def _decide(self, matched: str, ranking: list[Candidate], limit: int) -> Decision:
         coverage = self.coverage.assess(matched, ranking[0] if ranking else None)

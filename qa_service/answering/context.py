@@ -12,7 +12,7 @@ messages is escalated.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa_service.corpus.entries import FaqEntry
@@ -202,13 +202,14 @@ def names_its_topic(message: str, entry: FaqEntry) -> bool:
     return False
 
 
-def topic_of(turns: Sequence[Turn], question_of: dict[str, str]) -> Topic | None:
+def topic_of(turns: Sequence[Turn], question_of: Callable[[str], str | None]) -> Topic | None:
     """The topic of the latest turn that has one: the question of the entry that answered it
-    (``question_of`` maps the served entries' ids to their questions), else what the patient asked.
+    (``question_of`` gives a served entry's question by id, None for an unknown id), else what the
+    patient asked.
     Its words that carry meaning are kept ("What is strep throat?" -> "strep throat"), so that what
     the earlier question asked does not outweigh what the new one asks."""
     for turn in reversed(turns):
-        question = question_of.get(turn.answer_id) if turn.answer_id else None
+        question = question_of(turn.answer_id) if turn.answer_id else None
         source = question if question is not None else turn.question
         words = [word for word in _WORD.findall(source) if word.casefold() not in _FUNCTION_WORDS]
         if words:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -132,19 +130,3 @@ def misses(outcomes: Sequence[Outcome], *, half: str | None = None) -> list[str]
                 f"(alone: {outcome.alone.status} {_top(outcome.alone)}; expected {sorted(c.expected)})"
             )
     return lines
-
-
-def latency(answerer: Answerer, conversations: Sequence[Conversation], rounds: int = 5) -> dict[str, float]:
-    """Median milliseconds per last message asked alone and with its context, alternating, in-process."""
-    alone: list[float] = []
-    together: list[float] = []
-    for _ in range(rounds):
-        for c in conversations:
-            started = time.perf_counter()
-            answerer.ask(c.last)
-            alone.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            answerer.ask(c.last, context=c.turns)
-            together.append(time.perf_counter() - started)
-    a, t = statistics.median(alone) * 1000, statistics.median(together) * 1000
-    return {"alone_ms": round(a, 3), "with_context_ms": round(t, 3), "ratio": round(t / a, 3)}

@@ -421,7 +421,7 @@ def _split_inline_answer(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def _item_scope(title: _Title, titles_by_element: dict[int, _Title], all_titles: list[_Title]) -> Any:
+def _item_scope(title: _Title, all_titles: list[_Title]) -> Any:
     """The element whose text an answer may come from: the title's item (the largest ancestor holding no
     other title), or, when the title is a bare heading or paragraph among siblings, its parent."""
     others = [other.unit.element for other in all_titles if other is not title]
@@ -510,8 +510,7 @@ def _pairs_from_units(units: list[_Unit], notes: list[str], *, strict: bool) -> 
             notes.append(f"line {title.unit.line}: {title.question!r} stands apart from the FAQ's questions; skipped")
             del title_at[position]
     titles = [title for title in titles if any(title is kept for kept in title_at.values())]
-    titles_by_element = {id(title.unit.element): title for title in titles}
-    scopes = {id(title): _item_scope(title, titles_by_element, titles) for title in titles}
+    scopes = {id(title): _item_scope(title, titles) for title in titles}
 
     pairs: list[PagePair] = []
     labels: list[str | None] = []  # the labelled group each pair sits in

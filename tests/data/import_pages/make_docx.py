@@ -259,7 +259,7 @@ STYLE = {
 }
 
 
-def build(spec: dict) -> bytes:
+def build(spec: dict, *, bold_table_header: bool = False) -> bytes:
     document = docx.Document()
     document.styles["Normal"].font.size = Pt(11)
     for kind, payload in spec["blocks"]:
@@ -268,7 +268,11 @@ def build(spec: dict) -> bytes:
             table.style = "Table Grid"
             for r, row in enumerate(payload):
                 for c, text in enumerate(row):
-                    table.cell(r, c).text = text
+                    cell = table.cell(r, c)
+                    cell.text = text
+                    if r == 0 and bold_table_header:
+                        for run in cell.paragraphs[0].runs:
+                            run.bold = True
             continue
         paragraph = document.add_paragraph(style=STYLE[kind])
         if kind == "runs":
@@ -305,11 +309,16 @@ def _normalise_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def write_documents(documents: dict[str, dict], root: Path, *, bold_table_header: bool = False) -> None:
+    """Write each document of ``documents`` (name relative to ``root``: spec)."""
+    for name, spec in documents.items():
+        path = root / name
+        path.write_bytes(build(spec, bold_table_header=bold_table_header))
+        print(f"wrote {path.relative_to(root)}")
+
+
 def main() -> None:
-    for name, spec in DOCUMENTS.items():
-        path = ROOT / name
-        path.write_bytes(build(spec))
-        print(f"wrote {path.relative_to(ROOT)}")
+    write_documents(DOCUMENTS, ROOT)
 
 
 if __name__ == "__main__":

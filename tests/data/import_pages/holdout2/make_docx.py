@@ -14,21 +14,19 @@ Needs python-docx.
 from __future__ import annotations
 
 import datetime as dt
-import io
-import zipfile
+import sys
 from pathlib import Path
 
-import docx
-from docx.shared import Pt
-
 ROOT = Path(__file__).resolve().parent
-ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+sys.path.insert(0, str(ROOT.parent))
+from make_docx import write_documents  # noqa: E402  (the shared generator, one folder up)
 
 # Each block is (kind, payload):
 #   title / h1 / h2 / h3 / p  -> paragraph in that style ("p" = Normal)
 #   lb / ln                   -> "List Bullet" / "List Number" paragraph
 #   runs                      -> Normal paragraph of [(text, bold), ...] runs
 #   table                     -> list of rows (list of cell texts); first row is a bold header
+# Styles and the writer are those of ../make_docx.py.
 
 DOCUMENTS: dict[str, dict] = {
     "carpal_tunnel_docx_h2_h3.docx": {
@@ -111,71 +109,9 @@ DOCUMENTS: dict[str, dict] = {
     },
 }
 
-STYLE = {
-    "title": "Title",
-    "h1": "Heading 1",
-    "h2": "Heading 2",
-    "h3": "Heading 3",
-    "p": "Normal",
-    "lb": "List Bullet",
-    "ln": "List Number",
-    "runs": "Normal",
-}
-
-
-def build(spec: dict) -> bytes:
-    document = docx.Document()
-    document.styles["Normal"].font.size = Pt(11)
-    for kind, payload in spec["blocks"]:
-        if kind == "table":
-            table = document.add_table(rows=len(payload), cols=len(payload[0]))
-            table.style = "Table Grid"
-            for r, row in enumerate(payload):
-                for c, text in enumerate(row):
-                    cell = table.cell(r, c)
-                    cell.text = text
-                    if r == 0:
-                        for run in cell.paragraphs[0].runs:
-                            run.bold = True
-            continue
-        paragraph = document.add_paragraph(style=STYLE[kind])
-        if kind == "runs":
-            for text, bold in payload:
-                paragraph.add_run(text).bold = bold
-        elif payload:
-            paragraph.add_run(payload)
-    props = document.core_properties
-    props.title = spec["title"]
-    props.author = spec["author"]
-    props.last_modified_by = spec["author"]
-    props.created = spec["created"]
-    props.modified = spec["modified"]
-    props.revision = 1
-    props.comments = ""
-    props.subject = ""
-    props.keywords = "FAQ"
-    raw = io.BytesIO()
-    document.save(raw)
-    return _normalise_zip(raw.getvalue())
-
-
-def _normalise_zip(data: bytes) -> bytes:
-    """Rewrite the package with fixed entry timestamps so output is reproducible."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_TIME)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, src.read(info.filename))
-    return out.getvalue()
-
 
 def main() -> None:
-    for name, spec in DOCUMENTS.items():
-        path = ROOT / name
-        path.write_bytes(build(spec))
-        print(f"wrote {path.relative_to(ROOT)}")
+    write_documents(DOCUMENTS, ROOT, bold_table_header=True)
 
 
 if __name__ == "__main__":
