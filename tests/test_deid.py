@@ -107,6 +107,32 @@ def test_the_issues_example() -> None:
         ("my grandad (92) is frail", "my grandad ([age 90+]) is frail"),
         ("he is ninety three", "he is [age 90+]"),
         ("the scan is on thursday 14th", "the scan is on [date]"),
+        # given names from the bundled list, where the words around say they are names
+        ("can i bring siobhan to my appointment with Dr Lee", "can i bring siobhan to my appointment with Dr [name]"),
+        ("Priyanka has had a rash for a week", "[name] has had a rash for a week"),
+        ("grace has a temperature again", "[name] has a temperature again"),
+        ("i came in with Thandiwe yesterday", "i came in with [name] yesterday"),
+        ("hey its niamh, the cream worked", "hey its [name], the cream worked"),
+        ("ask nurse rhiannon jones to ring me", "ask nurse [name] to ring me"),
+        ("dr will said it would settle", "dr [name] said it would settle"),
+        ("the dr will call you back", "the dr will call you back"),
+        ("Ji-ho needs his inhaler renewed", "[name] needs his inhaler renewed"),
+        ("kwame and efua both have a cough", "[name] and [name] both have a cough"),
+        ("Dr Parkinson says it is a benign tremor", "Dr [name] says it is a benign tremor"),
+        ("my son Addison, 7, has asthma", "my son [name], 7, has asthma"),
+        # places from the bundled list, and a practice named after its place
+        ("is there a clinic near Kidderminster", "is there a clinic near [place]"),
+        ("i work in croydon most days", "i work in [place] most days"),
+        ("is Dr Khan still at the Edgbaston practice", "is Dr [name] still at the [place] practice"),
+        # dates without a year; postcodes and addresses of other countries
+        ("the letter says 07/09 for the scan", "the letter says [date] for the scan"),
+        ("my smear is booked on the 3rd", "my smear is booked on the [date]"),
+        ("she was born on Boxing Day 2018", "she was born on [date]"),
+        ("we are at 22 Main St, Halifax NS B3H 1A1", "we are at [address], [place] NS [zip]"),  # provinces may stay
+        ("post it to 5 Hill Road, Bendigo VIC 3550", "post it to [address], [place] VIC [zip]"),
+        ("deliver to Ivy Cottage, Station Road please", "deliver to [address] please"),
+        ("my nan (Edna, 94) fell", "my nan ([name], [age 90+]) fell"),
+        ("medicare number 4412 55601 2 please", "medicare number [number] please"),
     ],
 )
 def test_each_identifier_type(text: str, expected: str) -> None:
@@ -121,6 +147,16 @@ def test_each_identifier_type(text: str, expected: str) -> None:
         "Celebrex or Advil for C5-C6 stenosis and T12 fracture",
         "McKenzie exercises for a Baker's cyst behind the knee",
         "you may need physical therapy in may",
+        # eponyms, brands and numbers that look like names, places or dates
+        "I have Sjögren's and dry eyes",
+        "was it Kawasaki disease or Still's disease",
+        "GP thinks Ménière's, is betahistine any good",
+        "I hope it is not Bell's palsy",
+        "is Ventolin or Clenil better for a child",
+        "pain is 7/10 and my BP was 140/90",
+        "take 1/2 a tablet on 24/7 oxygen",
+        "the 2nd dose of Shingrix made me ill",
+        "can I take Allegra with Zoloft",
     ],
 )
 def test_medical_words_survive(text: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol
@@ -47,6 +48,11 @@ RARE_NAME_ZIPF = 4.0  # after a lowercase "dr" or before "here", a lowercase wor
 VERB_STEM_ZIPF = 2.5  # "snores" is a verb when "snore" is a word this common
 UNKNOWN_WORD_ZIPF = 3.0  # two capitalised words this rare opening a sentence are a name
 LOWERCASE_INTRODUCTION_ZIPF = 3.6  # after a sentence-initial "i'm", two lowercase words this rare are a name
+COMMON_NAME_ZIPF = 4.5  # a capitalised given name this common as a word ("Hope", "Will") needs a cue to be a name
+SURNAME_ZIPF = 4.0  # an unknown capitalised word after a given name rarer than this is the surname ("Lucy Chen")
+COMMON_SURNAME_ZIPF = 5.0  # a known family name after a given name this common as a word ("brown") is the word
+LOWERCASE_PLACE_ZIPF = 3.5  # a lowercase town after "in", "around" ... this rare as a word ("around parramatta")
+PLACE_WORD_ZIPF = 5.0  # a capitalised place after "in"/"at" this common as a word ("Home") is not taken for a town
 
 # states and countries may stay (HIPAA Safe Harbor removes geography below state level)
 KEPT_PLACES = frozenset(
@@ -141,6 +147,10 @@ _STATES = (
     "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
 )
 _STATE_SET = frozenset(_STATES.split("|"))
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MONTH = r"(?:0?[1-9]|1[0-2])"
+_AU_STATES = "NSW|VIC|Vic|QLD|Qld|WA|SA|TAS|Tas|ACT|NT"
+_PROVINCES = "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NU"
 _CAP = r"[A-Z][a-z'’-]+"
 _PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
 _STREET = (
@@ -165,7 +175,7 @@ _ID_KEYWORD = (
     r"medicaid(?: id)?|nhs number|health card|employee id|rx(?: number)?|prescription number|invoice|"
     r"insurance(?: id| number)?|(?:aetna|bcbs|cigna|kaiser|humana|united) (?:id|member)|id)"
 )
-_VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)[A-Z0-9-]{2,}){0,2}"
+_VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)(?:[A-Z0-9-]{2,}|\d\b)){0,2}"
 _KEYED_VALUE = r"(?:\s*(?:number|no\.?|#|is|was|:|id)\b)*[\s:#]*"
 
 # (pattern, kind); a pattern with a group named "x" replaces only that group
@@ -189,22 +199,49 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(rf"\b{_DAYS}?{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b,?(?:\s+\d{{4}}\b)?", re.IGNORECASE), "DATE"),
     (re.compile(rf"\b{_MONTHS}\.?,?\s+(?:19|20)\d\d\b", re.IGNORECASE), "DATE"),
-    (re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\b", re.I), "DATE"),
+    (re.compile(rf"\b{_DAYS}(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\b", re.I), "DATE"),  # "tues 14th"
+    # an ordinal day on its own: "on the 2nd", "till the 20th", "due the 9th"
+    (
+        re.compile(
+            r"\b(?i:on|by|till|til|until|from|since|before|after|due|for|of|around|about)\s+the\s+"
+            r"(?P<x>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?!\s+(?i:time|day|week|month|year|dose|cycle|floor|of))"
+        ),
+        "DATE",
+    ),
+    # a holiday that names a day: "Christmas Day 2019", "Boxing Day", "New Year's Eve"
+    (
+        re.compile(
+            r"\b(?i:christmas|boxing|new year'?s|st\.? patrick'?s|valentine'?s|independence|thanksgiving)\s+"
+            r"(?i:day|eve)\b(?:,?\s+(?:19|20)\d\d\b)?|\b(?i:christmas|easter|thanksgiving),?\s+(?:19|20)\d\d\b"
+        ),
+        "DATE",
+    ),
     (re.compile(r"\bborn\s+(?:in\s+)?(?P<x>(?:19|20)\d\d)\b", re.IGNORECASE), "DATE"),
+    # a day and month without a year: zero-padded or past the 12th ("05/11", "25/12"), or after "on" /
+    # before a time ("on 5/11", "3/4 at 10:15"); a pain score ("7/10", "10/10"), blood pressure
+    # ("140/90") or "on 1/2 a tablet" is none of these
+    (re.compile(rf"(?<![\d/.])(?!24/7\b)(?:0[1-9]/{_MONTH}|{_DAY}/0[1-9]|(?:1[3-9]|2\d|3[01])/{_MONTH})(?![\d/])"), "DATE"),
+    (
+        re.compile(
+            rf"\b(?i:on|dated|date|appt|appointment)\s+(?!(?:1/[234]|2/3|3/4|24/7)\b)(?P<x>{_DAY}/{_MONTH})(?![\d/])"
+        ),
+        "DATE",
+    ),
+    (re.compile(rf"(?<![\d/.]){_DAY}/{_MONTH}(?=\s+(?i:at)\s+\d{{1,2}}(?::\d\d|\s*[ap]m))"), "DATE"),
     # ages over 89 (the number only: "I'm [age 90+]")
     (
         re.compile(
-            r"\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re)\s+(?P<x>(?:9\d|1[01]\d))\b"
+            r"(?:\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re)|['’]s)\s+(?P<x>(?:9\d|1[01]\d))\b"
             r"(?!\s*(?:mg|%|lbs?|kg|min|/|\.\d))",
             re.IGNORECASE,
         ),
         "AGE",
     ),
     (re.compile(r"\b(?P<x>9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)\b", re.IGNORECASE), "AGE"),
-    (re.compile(r"\((?P<x>9\d|1[01]\d)\)"), "AGE"),  # "my nan (94)"
+    (re.compile(r"\((?:[^()\d]{1,40},\s*)?(?P<x>9\d|1[01]\d)\)"), "AGE"),  # "my nan (94)", "(Mary, 96)"
     (
         re.compile(
-            r"\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)\s+"
+            r"(?:\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)|['’]s)\s+"
             r"(?P<x>(?:ninety|a hundred|one hundred)"
             r"(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|nine|ten))?)\b",
             re.IGNORECASE,
@@ -236,6 +273,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "ZIP",
     ),
     (re.compile(r"\b\d{5}-\d{4}\b"), "ZIP"),
+    (re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d\b", re.IGNORECASE), "ZIP"),
+    (re.compile(rf"\b(?:{_AU_STATES}),?\s+(?P<x>\d{{4}})\b"), "ZIP"),
+    (
+        re.compile(
+            rf"(?P<x>\b{_CAP}(?:\s+{_CAP})?),?\s+(?:{_AU_STATES}|{_PROVINCES})\b(?=,?\s+\d{{4}}|,?\s+[A-Z]\d[A-Z])"
+        ),
+        "LOCATION",
+    ),
     (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "ZIP"),
     # phone and fax numbers: +44 20 7946 0958, (555) 123-4567, 07700 900123, 555.123.4567
     (
@@ -251,28 +296,45 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # street addresses: 42 Oak Street, 350 W 42nd St, Apt 4B, PO Box 1187, "on Main Street"
     (
         re.compile(
-            rf"(?:\b(?:Apt|Apartment|Suite|Unit|Flat)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:{_DIRECTION}\s+)?"
+            rf"(?:\b(?i:apt|apartment|suite|unit|flat)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:{_DIRECTION}\s+)?"
             rf"(?:{_CAP}|\d+(?:st|nd|rd|th))(?:\s+{_CAP}){{0,2}}\s+{_STREET}{_UNIT}?"
         ),
         "ADDRESS",
     ),
     (re.compile(r"\b\d{1,6}\s+County\s+(?:Road|Rd)\s+\d+\b"), "ADDRESS"),
+    # a house name and its street: "The Old Rectory, Church Lane", "Rose Cottage, Mill Road"
+    (
+        re.compile(
+            rf"\b(?:The\s+)?(?:{_CAP}\s+){{0,2}}(?:Cottage|House|Farm|Rectory|Vicarage|Lodge|Barn|Mill|Manor|Hall|"
+            rf"Grange|Croft|Villa|Bungalow|Farmhouse)s?,\s+{_CAP}(?:\s+{_CAP})?\s+{_STREET}"
+        ),
+        "ADDRESS",
+    ),
     # in lower case, after "live at", "address is", "send it to" ...: "26 hillcrest dr"
     (
         re.compile(
-            rf"\b(?:at|is|to)\s+(?P<x>\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
-            rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET})\b"
+            rf"(?:\b(?:at|is|to)|,)\s+(?P<x>\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
+            rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET}(?:\s+[nsew]\b)?)\b"
         ),
         "ADDRESS",
     ),
     (re.compile(r"\b(?:P\.?\s?O\.?\s+Box|post office box)\s+\d+\b", re.IGNORECASE), "ADDRESS"),
+    # a place named with its clinic or practice: "the Moseley practice", "at the Koreatown clinic"
+    (
+        re.compile(
+            rf"\b(?i:the|your|our)\s+(?P<x>{_CAP}(?:\s+{_CAP})?)\s+(?i:clinic|practice|surgery|branch|office|"
+            rf"hospital|medical cent(?:re|er)|health cent(?:re|er)|walk-in|pharmacy|site|location|urgent care)\b"
+        ),
+        "PLACE_BEFORE_SITE",
+    ),
     (re.compile(rf"\b(?:on|at|off)\s+(?P<x>{_CAP}(?:\s+{_CAP})?\s+{_STREET})"), "ADDRESS"),
     # a town before a state abbreviation or a ZIP: "Columbus, OH", "Eugene, OR 97440"
     (re.compile(rf"(?P<x>\b{_CAP}(?:\s+{_CAP})?),?\s+(?:{_STATES})\b(?=,?\s+\d{{5}}|\s*$|[,.;])"), "LOCATION"),
     # names after a cue
     (
         re.compile(
-            r"\b(?i:my name is|my name's|name is|i am called|i'm called|call me|this is|it's|hi,? it's|"
+            r"\b(?i:my name is|my name's|name is|(?:patient |full |first |last )?name\s*:|patient\s*:|i am called|"
+            r"i'm called|call me|this is|it's|its|hi,? it's|"
             rf"regards,?|thanks,?|thank you,?|cheers,?|sincerely,?)\s+(?P<x>{_PROPER})"
         ),
         "NAME",
@@ -307,9 +369,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 _LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+(?P<x>[a-z]{{3,}})\b")
-_LOWERCASE_TITLE_NAME = re.compile(r"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b")
+_LOWERCASE_TITLE_NAME = re.compile(
+    r"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>(?:[a-z]['’])?[a-z]{3,}(?:\s+(?:[a-z]['’])?[a-z]{3,})?)\b"
+)
 _LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,})\s+here\b")
-_SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}\s+{_CAP})\b")
+_SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}[ \t]+{_CAP})\b")
 _PAIR = re.compile(r"\s+(?:and|&)\s+")
 # words after "my husband" that carry on the sentence (verbs and adverbs a rarity threshold lets through)
 _CONTINUATION_WORDS = (
@@ -327,6 +391,54 @@ _LOWERCASE_INTRODUCTION = re.compile(
     r"(?:^|[.,!?]\s*)(?:i'm|i am|im|this is|it's)\s+(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\b"
 )
 _PHONE = "PHONE"
+# a cue after which even a medical word is a name ("Dr Parkinson says", "my daughter Addison, 8")
+_LEADING_TITLE = re.compile(r"(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Nurse)\.?\s+")
+_TRAILING_STATE = re.compile(rf",?\s+(?:{_STATES}|{_AU_STATES}|{_PROVINCES})$")
+_TITLE_BEFORE = re.compile(
+    rf"(?:\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Professor)\.?|\b(?i:my|our|his|her|their)\s+{_RELATIVE},?)\s+$"
+)
+# given names and places from the bundled lists (see _lexicon_spans)
+_TOKEN = re.compile(r"(?<![\w'’-])[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n|\b(?i:hi|hey|hello|morning|evening)[,!]?\s+)\s*[\"'(]?$")
+# a word that names a person just before it: a title or role ("dr hope", "physio callum"), an
+# introduction ("its chloe", "im aoife"), a request or thanks ("tell bill", "thanks to grace")
+_NAME_CUE = re.compile(
+    r"\b(?i:dr|doctor|mr|mrs|ms|mx|miss|nurse|sister|physio|physiotherapist|receptionist|midwife|dentist|"
+    r"hygienist|therapist|surgeon|consultant|pharmacist|paramedic|its|it's|it’s|im|i'm|i’m|i am|this is|"
+    r"tell|ask|thank|thanks|thx|cheers|named|called)\.?,?\s+$"
+)
+# before a capitalised given name only ("with Zoë", "and Björn")
+_CAPITALISED_NAME_CUE = re.compile(r"\b(?i:with|and|&|love|from|see|saw|seeing|for)\s+$")
+# what follows an eponym ("Baker's cyst", "Tommy John surgery"): a name there is part of a medical word
+_EPONYM_HEAD_WORDS = (
+    "disease syndrome palsy cyst neuroma ulcer fracture sign test tumour tumor lymphoma phenomenon reflex "
+    "contracture manoeuvre maneuver procedure surgery operation disorder deformity node nodes "
+    "knee elbow thumb finger toe foot shoulder leg oesophagus esophagus"
+)
+_EPONYM_HEADS = frozenset(_EPONYM_HEAD_WORDS.split())
+_EPONYM_AFTER = re.compile(
+    rf"(?:['’]s)?\s+(?i:{'|'.join(sorted(_EPONYM_HEADS))})\b|['’]s(?:\s*(?:[.,;:!?)]|$)|\s+(?:and|or|with|but|is|was)\b)"
+)
+COMMONEST_NAME_ZIPF = 5.8  # a given name this common as a word ("said", "my") is taken for the word (modals aside)
+# what a name opening a sentence is followed by: a verb of the third person or "and" ("Hope had", "mark has")
+_AFTER_SUBJECT_WORDS = (
+    "has had is was needs needed wants wanted said says told called calls rang phoned phoning calling ringing "
+    "texting emailing messaging asking writing got gets went goes fell broke hurt hurts cant can't cannot "
+    "couldnt could will would should keeps kept started woke seems seemed felt feels saw sees did does "
+    "doesnt didnt isnt wasnt hasnt hadnt and both also still just came left tested from"
+)
+_AFTER_SUBJECT = frozenset(_AFTER_SUBJECT_WORDS.split())
+_MODALS = frozenset(["will", "may", "can", "must", "might", "should", "would", "could"])
+_PAST_SAYING = frozenset(
+    ["said", "says", "told", "thinks", "thought", "wants", "wanted", "reckons", "suggested", "recommended"]
+)
+_PLACE_CUE = re.compile(r"\b(?i:in|at|near|nr|around|round|outside|from|to|by|visiting)\s+$")
+_STRONG_PLACE_CUE = re.compile(r"\b(?i:live|lives|living|lived|moved|moving|based|from)\s+(?:(?i:in|to|near)\s+)?$")
+_CALENDAR = (
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday christmas easter"
+)
+_CALENDAR_WORDS = frozenset(_CALENDAR.split())
 _LOWERCASE_CUE_NAME_KINDS = ("NAME",)
 
 # words a cue may be followed by that are not names ("this is Tylenol", "I'm Pregnant")
@@ -390,9 +502,32 @@ class NameFinder(Protocol):
 
 @functools.cache
 def medical_terms() -> frozenset[str]:
-    """The bundled medical words (lowercase) that a name finder's guess must not remove."""
-    text = resources.files("qa_service").joinpath("data/medical_terms.txt").read_text(encoding="utf-8")
+    """The bundled medical words (lowercase, without accents) that a name finder's guess must not remove."""
+    return frozenset(fold(term) for term in _word_list("medical_terms.txt"))
+
+
+def _word_list(name: str) -> frozenset[str]:
+    text = resources.files("qa_service").joinpath(f"data/{name}").read_text(encoding="utf-8")
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+@functools.cache
+def given_names() -> frozenset[str]:
+    """Given names of 86 locales (``qa_service/data/given_names.txt``, from Faker; lower case)."""
+    return _word_list("given_names.txt")
+
+
+@functools.cache
+def family_names() -> frozenset[str]:
+    """Family names of 86 locales (``qa_service/data/family_names.txt``, from Faker; lower case)."""
+    return _word_list("family_names.txt")
+
+
+@functools.cache
+def places() -> frozenset[str]:
+    """Towns, cities and districts of English-speaking countries (``qa_service/data/places.txt``,
+    from GeoNames; lower case)."""
+    return _word_list("places.txt")
 
 
 @functools.cache
@@ -408,9 +543,20 @@ def _medical_pattern() -> re.Pattern[str]:
     )
 
 
+def fold(text: str) -> str:
+    """``text`` without accents, one character for one ("Ménière's" -> "Meniere's")."""
+    return "".join(unicodedata.normalize("NFKD", char)[0] for char in text)
+
+
 def protected_spans(text: str) -> list[tuple[int, int]]:
-    """Where ``text`` has a medical word, spinal level, dose or "Dr." before a role."""
-    return [(m.start(), m.end()) for m in _medical_pattern().finditer(text)]
+    """Where ``text`` has a medical word (accents aside), spinal level, dose or "Dr." before a role."""
+    return [(m.start(), m.end()) for m in _medical_pattern().finditer(fold(text))]
+
+
+def eponym(text: str, end: int) -> bool:
+    """Whether a name ending at ``end`` is part of a condition's name: "Bell's palsy", "Kawasaki
+    disease", "I have Sjögren's and dry eyes" (a possessive with no noun after it)."""
+    return bool(_EPONYM_AFTER.match(text, end))
 
 
 def _pattern_spans(text: str) -> list[Span]:
@@ -422,8 +568,15 @@ def _pattern_spans(text: str) -> list[Span]:
                 continue
             if kind in ("NAME", "LOCATION") and match["x"].split()[0].rstrip("'’") in _NOT_NAMES:
                 continue
-            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]):  # "Back Pain Clinic here"
-                continue
+            titled = _TITLE_BEFORE.search(text, 0, start) and not eponym(text, end)  # "Dr Parkinson says"
+            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]) and not titled:
+                continue  # "Back Pain Clinic here"
+            if kind == "PLACE_BEFORE_SITE":
+                place = match["x"].lower()
+                known = place in places() or english_words().zipf(place) < UNKNOWN_WORD_ZIPF
+                if not known or place in KEPT_PLACES or fold(place) in medical_terms():
+                    continue
+                kind = "LOCATION"
             if kind == "LOCATION" and (match["x"].lower() in KEPT_PLACES or match["x"].lower() in medical_terms()):
                 continue
             spans.append(Span(start, end, kind))
@@ -441,12 +594,115 @@ def _pattern_spans(text: str) -> list[Span]:
         words = match["x"].split()
         if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    spans += _lexicon_spans(text)
     for match in _LOWERCASE_INTRODUCTION.finditer(text):  # "i'm carla mendes": two rare words are a name
         words = match["x"].split()
         rare = [english_words().zipf(word.lower()) < LOWERCASE_INTRODUCTION_ZIPF for word in words]
         if len(words) == 2 and all(rare) and not set(words) & medical_terms():
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     return spans
+
+
+def _lexicon_spans(text: str) -> list[Span]:
+    """Given names and places from the bundled lists (``given_names()``, ``places()``), where the
+    words around say they are one: a given name after a title, role or introduction ("dr hope", "its
+    chloe"), before "here", opening a sentence before a verb ("Hope had", "mark has"), or capitalised
+    inside a sentence ("with Zoë"), with the surname after it; a town after "in", "at", "near" ... or
+    after "live in" in lower case. A name that is a common word needs a cue; medical words never match."""
+    spans: list[Span] = []
+    tokens = list(_TOKEN.finditer(text))
+    words = [token[0] for token in tokens]
+    title_case = len(words) >= 4 and sum(word[0].isupper() for word in words) > 0.6 * len(words)
+    frequency = english_words().zipf
+    protected = protected_spans(text)
+    for index, token in enumerate(tokens):
+        word = re.sub(r"['’]s$", "", token[0])
+        lower = word.lower()
+        before = text[: token.start()]
+        following = words[index + 1].lower() if index + 1 < len(words) else ""
+        if fold(lower) in medical_terms() or word in _NOT_NAMES or lower in _CALENDAR_WORDS:
+            continue
+        if eponym(text, token.start() + len(word)):
+            continue
+        if lower in KEPT_PLACES:
+            continue
+        if _overlaps(Span(token.start(), token.end(), ""), protected):
+            continue
+        acronym = word.isupper() and len(word) > 1  # "VIC", "MAX"
+        known = not acronym and (lower in given_names() or ("-" in lower and lower.split("-")[0] in given_names()))
+        if known and (frequency(lower) < COMMONEST_NAME_ZIPF or lower in _MODALS):
+            common = frequency(lower) >= COMMON_NAME_ZIPF
+            at_start = bool(_SENTENCE_START.search(before))
+            if _NAME_CUE.search(before) or (word[0].isupper() and _CAPITALISED_NAME_CUE.search(before)):
+                found = lower not in _MODALS or following in _PAST_SAYING or following.endswith("ed")
+            elif following == "here":
+                found = True
+            elif at_start:  # "Hope had", "Joy's jab", "Ray from Leeds"
+                found = following in _AFTER_SUBJECT or token[0] != word
+            else:
+                found = word[0].isupper() and not common and not title_case
+            if found:
+                end = token.start() + len(word)
+                if index + 1 < len(tokens) and text[end : tokens[index + 1].start()] == " ":
+                    surname = tokens[index + 1][0]
+                    if _surname(surname):
+                        end = tokens[index + 1].start() + len(re.sub(r"['’]s$", "", surname))
+                spans.append(Span(token.start(), end, "NAME"))
+                continue
+        elif (
+            word.istitle()
+            and following in _AFTER_SUBJECT
+            and frequency(lower) < UNKNOWN_WORD_ZIPF
+            and _SENTENCE_START.search(before)
+        ):  # "Sunita phoning for her dad": an unknown word opening a sentence as its subject
+            spans.append(Span(token.start(), token.start() + len(word), "NAME"))
+            continue
+        if word[0].isupper() and _PLACE_CUE.search(before):
+            for length in (3, 2, 1):  # the longest place name: "Milton Keynes", "Bury St Edmunds"
+                place = tokens[index : index + length]
+                if len(place) < length or not all(part[0][0].isupper() for part in place):
+                    continue
+                name = text[place[0].start() : place[-1].end()]
+                if name.lower() in places() and name.lower() not in KEPT_PLACES:
+                    if length > 1 or frequency(lower) < PLACE_WORD_ZIPF:
+                        spans.append(Span(place[0].start(), place[-1].end(), "LOCATION"))
+                    break
+        elif word.islower() and lower in places() and lower not in KEPT_PLACES:
+            strong = _STRONG_PLACE_CUE.search(before)
+            rare = frequency(lower) < (RARE_NAME_ZIPF if strong else LOWERCASE_PLACE_ZIPF)
+            if rare and (strong or _PLACE_CUE.search(before)):
+                spans.append(Span(token.start(), token.end(), "LOCATION"))
+    return spans
+
+
+def _given_name(word: str) -> bool:
+    """Whether a lowercase ``word`` is a given name and not a common or medical word."""
+    return (
+        word in given_names()
+        and word not in medical_terms()
+        and english_words().zipf(word) < COMMON_NAME_ZIPF
+        and word not in _CALENDAR_WORDS
+    )
+
+
+def _surname(word: str) -> bool:
+    """Whether ``word`` after a given name is its family name: rare as an English word, or a known
+    family name that is not too common a word ("chen", "Jones"; not "said" or "brown eyes")."""
+    lower = re.sub(r"['’]s$", "", word).lower()
+    if fold(lower) in medical_terms() or word in _NOT_NAMES or lower in _AFTER_SUBJECT or lower in _CONTINUATIONS:
+        return False
+    frequency = english_words().zipf(lower)
+    if lower in family_names() and frequency < COMMON_SURNAME_ZIPF:
+        return word.istitle() or word.islower()
+    if word.istitle():
+        return frequency < SURNAME_ZIPF
+    return word.islower() and _lowercase_name(lower, SURNAME_ZIPF)
+
+
+def _unknown_word(word: str) -> bool:
+    """Whether a lowercase ``word`` is no English word the word list knows and no medical word."""
+    rare = english_words().zipf(word) < UNKNOWN_WORD_ZIPF
+    return rare and fold(word) not in medical_terms() and word not in _CONTINUATIONS
 
 
 def _common_phrase(words: str) -> bool:
@@ -481,6 +737,9 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
             after = re.match(rf"{_PAIR.pattern}(?P<x>{_CAP})\b", text[span.end :])
             if after and after["x"] not in _NOT_NAMES and after["x"].lower() not in medical_terms():
                 found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "NAME"))
+            after = re.match(rf"{_PAIR.pattern}(?P<x>[^\W\d_]+)\b", text[span.end :])  # "ahmed and fatima"
+            if after and after["x"].islower() and (_given_name(after["x"]) or _unknown_word(after["x"])):
+                found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "NAME"))
             before = re.search(rf"(?P<x>{_CAP}){_PAIR.pattern}$", text[: span.start])
             if before and before["x"] not in _NOT_NAMES and before["x"].lower() not in medical_terms():
                 found.append(Span(before.start("x"), before.end("x"), "NAME"))
@@ -502,6 +761,20 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
             if zip_code:
                 found.append(Span(span.end + zip_code.start("x"), span.end + zip_code.end("x"), "ZIP"))
     return found
+
+
+def _model_span(text: str, span: Span) -> Span:
+    """A model guess made tidy: without a title before a name ("Dr Khan") or a state after a town
+    ("Halifax NS"), both of which may stay, and to the end of a hyphenated name ("Jin" of "Jin-woo")."""
+    start, end = span.start, span.end
+    title = _LEADING_TITLE.match(text, start, end)
+    if title and title.end() < end:
+        start = title.end()
+    state = _TRAILING_STATE.search(text, start, end)
+    if span.kind == "LOCATION" and state and state.start() > start:
+        end = state.start()
+    rest = re.match(r"(?:-[^\W\d_]+)+", text[end:])
+    return Span(start, end + (rest.end() if rest else 0), span.kind)
 
 
 def _overlaps(span: Span, ranges: list[tuple[int, int]]) -> bool:
@@ -547,9 +820,11 @@ class Deidentifier:
                 protected = protected_spans(text)
                 found = (Span(start, end, kind) for start, end, kind in self.names.find(text))
                 spans += [
-                    span for span in found if not _overlaps(span, protected) and not _common_lowercase(text, span)
+                    _model_span(text, span)
+                    for span in found
+                    if not (_overlaps(span, protected) or _common_lowercase(text, span) or eponym(text, span.end))
                 ]
-        return _merged(spans + _neighbours(text, _merged(spans)))
+        return _merged(_neighbours(text, _merged(spans)) + spans)  # on a tie the neighbour's kind wins
 
     def scrub(self, text: str) -> str:
         """``text`` with each identifier replaced by a placeholder such as ``[phone]``."""
