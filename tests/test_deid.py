@@ -28,9 +28,9 @@ def reports() -> dict[str, DeidReport]:
     return run(SET)
 
 
-@pytest.fixture(scope="module")
-def fresh() -> DeidReport:
-    return run(FRESH, halves=False)["all"]
+@pytest.fixture(scope="module", params=["fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl"])
+def fresh(request: pytest.FixtureRequest) -> tuple[str, DeidReport]:
+    return request.param, run(FRESH.parent / request.param, halves=False)["all"]
 
 
 def test_the_set_is_large_split_by_hash_and_labelled_in_place() -> None:
@@ -53,16 +53,20 @@ def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
     assert not reports["all"].clean_changed
 
 
-def test_the_fresh_set_never_tuned_on(fresh: DeidReport) -> None:
-    # The targets that hold on the fresh set are asserted as targets: e-mail, phone and record numbers
-    # all removed, medical words kept. Overall recall does not meet the 0.97 target there (0.8682 when
-    # measured: lowercase names without a cue, names opening a sentence, "dr will", a few towns), so
-    # the measured floor, rounded down, guards against regressions instead; raise it as recall improves.
+# Recall on each fresh set when it was last measured, rounded down: each was written by another hand
+# and first run unseen (0.7227, 0.8919 and 0.8556), then tuned on; docs/benchmarks.md has the figures.
+FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.92}
+
+
+def test_the_fresh_sets(fresh: tuple[str, DeidReport]) -> None:
+    # E-mail, phone and record numbers are all removed and medical words kept on every set; overall
+    # recall is below the 0.97 target on the set tuned on last, so its floor guards against regressions.
+    name, report = fresh
     for kind in ("EMAIL", "PHONE", "ID"):
-        assert fresh.recall([kind]) == 1.0, [m for m in fresh.missed if m[0] == kind]
-    assert fresh.medical_kept_rate >= 0.95, fresh.lost
-    assert fresh.recall() >= 0.86, fresh.missed
-    assert len(fresh.clean_changed) <= 3, fresh.clean_changed
+        assert report.recall([kind]) == 1.0, [m for m in report.missed if m[0] == kind]
+    assert report.medical_kept_rate >= 0.95, report.lost
+    assert report.recall() >= FRESH_FLOORS[name], report.missed
+    assert len(report.clean_changed) <= 2, report.clean_changed
 
 
 def test_the_issues_example() -> None:

@@ -151,7 +151,7 @@ _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _MONTH = r"(?:0?[1-9]|1[0-2])"
 _AU_STATES = "NSW|VIC|Vic|QLD|Qld|WA|SA|TAS|Tas|ACT|NT"
 _PROVINCES = "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NU"
-_CAP = r"[A-Z][a-z'’-]+"
+_CAP = r"[A-Z](?:['’][A-Z])?[a-z\u00df-\u00ff\u0101-\u017f'’-]+"
 _PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|Boulevard|Blvd|Way|Place|Pl|Terrace|Circle|"
@@ -175,6 +175,7 @@ _ID_KEYWORD = (
     r"medicaid(?: id)?|nhs number|health card|employee id|rx(?: number)?|prescription number|invoice|"
     r"insurance(?: id| number)?|(?:aetna|bcbs|cigna|kaiser|humana|united) (?:id|member)|id)"
 )
+_CODE = r"(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{5,12}\b"  # letters and digits together, upper case
 _VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)(?:[A-Z0-9-]{2,}|\d\b)){0,2}"
 _KEYED_VALUE = r"(?:\s*(?:number|no\.?|#|is|was|:|id)\b)*[\s:#]*"
 
@@ -200,10 +201,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"\b{_DAYS}?{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b,?(?:\s+\d{{4}}\b)?", re.IGNORECASE), "DATE"),
     (re.compile(rf"\b{_MONTHS}\.?,?\s+(?:19|20)\d\d\b", re.IGNORECASE), "DATE"),
     (re.compile(rf"\b{_DAYS}(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)\b", re.I), "DATE"),  # "tues 14th"
+    (re.compile(rf"\b{_DAYS}{_DAY}/{_MONTH}\b(?!/)", re.I), "DATE"),  # "Wed 12/10"
+    (re.compile(rf"\b{_DAY}[-/ ]{_MONTHS}[-/ ](?:19|20)?\d\d\b", re.I), "DATE"),  # "23-Oct-1975"
     # an ordinal day on its own: "on the 2nd", "till the 20th", "due the 9th"
     (
         re.compile(
-            r"\b(?i:on|by|till|til|until|from|since|before|after|due|for|of|around|about)\s+the\s+"
+            r"(?:\b(?i:on|by|to|till|til|until|from|since|before|after|due|for|of|around|about)\s+|^)(?i:the)\s+"
             r"(?P<x>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?!\s+(?i:time|day|week|month|year|dose|cycle|floor|of))"
         ),
         "DATE",
@@ -213,6 +216,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(
             r"\b(?i:christmas|boxing|new year'?s|st\.? patrick'?s|valentine'?s|independence|thanksgiving)\s+"
             r"(?i:day|eve)\b(?:,?\s+(?:19|20)\d\d\b)?|\b(?i:christmas|easter|thanksgiving),?\s+(?:19|20)\d\d\b"
+            r"|\b(?i:easter (?:sunday|monday)|good friday|whit monday)\b(?:,?\s+(?:19|20)\d\d\b)?"
         ),
         "DATE",
     ),
@@ -220,7 +224,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # a day and month without a year: zero-padded or past the 12th ("05/11", "25/12"), or after "on" /
     # before a time ("on 5/11", "3/4 at 10:15"); a pain score ("7/10", "10/10"), blood pressure
     # ("140/90") or "on 1/2 a tablet" is none of these
-    (re.compile(rf"(?<![\d/.])(?!24/7\b)(?:0[1-9]/{_MONTH}|{_DAY}/0[1-9]|(?:1[3-9]|2\d|3[01])/{_MONTH})(?![\d/])"), "DATE"),
+    (
+        re.compile(rf"(?<![\d/.])(?!24/7\b)(?:0[1-9]/{_MONTH}|{_DAY}/0[1-9]|(?:1[3-9]|2\d|3[01])/{_MONTH})(?![\d/])"),
+        "DATE",
+    ),
     (
         re.compile(
             rf"\b(?i:on|dated|date|appt|appointment)\s+(?!(?:1/[234]|2/3|3/4|24/7)\b)(?P<x>{_DAY}/{_MONTH})(?![\d/])"
@@ -265,6 +272,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "DEVICE",
     ),
     (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{3}\b"), "VEHICLE"),  # UK plates: BD51 SMR
+    # a code of letters and digits after the thing it names: "rego YHT45K", "car is KHT442",
+    # "transmitter 8G4KJ2", "pump serial ..."
+    (
+        re.compile(rf"\b(?i:rego|car|van|ute|truck|motorbike|vehicle)(?:\s+(?i:is|reg))?[\s:#]*(?P<x>{_CODE})"),
+        "VEHICLE",
+    ),
+    (
+        re.compile(
+            rf"\b(?i:transmitter|sensor|pump|pacemaker|defibrillator|icd|implant|hearing aid|monitor|cpap|"
+            rf"nebuli[sz]er|glucometer|meter|tens unit|stimulator)(?:\s+(?i:is|id|no\.?|number|code))?[\s:#]*"
+            rf"(?P<x>{_CODE})"
+        ),
+        "DEVICE",
+    ),
     (re.compile(rf"\b{_ID_KEYWORD}{_KEYED_VALUE}(?P<x>{_VALUE})", re.IGNORECASE), "ID"),
     # ZIP codes and postcodes: after a state or the word "zip", ZIP+4 anywhere, UK postcodes
     (re.compile(rf"\b(?:{_STATES}),?\s+(?P<x>\d{{5}}(?:-\d{{4}})?)\b"), "ZIP"),
@@ -273,6 +294,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "ZIP",
     ),
     (re.compile(r"\b\d{5}-\d{4}\b"), "ZIP"),
+    (re.compile(r"\b[AC-FHKNPRTV-Y]\d[\dW]\s?[AC-FHKNPRTV-Y\d]{4}\b(?<=\D\w{3})"), "ZIP"),  # Eircodes: D24 X2P6
     (re.compile(r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]\s?\d[ABCEGHJ-NPRSTV-Z]\d\b", re.IGNORECASE), "ZIP"),
     (re.compile(rf"\b(?:{_AU_STATES}),?\s+(?P<x>\d{{4}})\b"), "ZIP"),
     (
@@ -313,7 +335,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # in lower case, after "live at", "address is", "send it to" ...: "26 hillcrest dr"
     (
         re.compile(
-            rf"(?:\b(?:at|is|to)|,)\s+(?P<x>\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
+            rf"(?:\b(?:at|is|to)\s+|,\s+|^)(?P<x>(?:(?:unit|flat|apt)\s+[\d/]+\s+)?\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
             rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET}(?:\s+[nsew]\b)?)\b"
         ),
         "ADDRESS",
@@ -368,9 +390,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "NAME",
     ),
 ]
-_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+(?P<x>[a-z]{{3,}})\b")
+_LOWER = r"(?:[a-z]['’])?[a-z\u00df-\u00ff\u0101-\u017f]{3,}(?:-[a-z\u00df-\u00ff\u0101-\u017f]+)*"  # "o'brien-murphy"
+_PARTICLE = r"(?:van|von|der|den|de|la|le|di|da|du|del|dos|ter|ten|bin|al|el|mac|mc|ó|ní|nic)"  # "dr van der merwe"
+_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+\(?(?P<x>{_LOWER})(?![\w'’-])")
 _LOWERCASE_TITLE_NAME = re.compile(
-    r"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>(?:[a-z]['’])?[a-z]{3,}(?:\s+(?:[a-z]['’])?[a-z]{3,})?)\b"
+    rf"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>(?:{_PARTICLE}\s+){{0,2}}{_LOWER}(?:\s+{_LOWER})?)(?![\w'’-])"
 )
 _LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,})\s+here\b")
 _SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}[ \t]+{_CAP})\b")
@@ -425,7 +449,7 @@ _AFTER_SUBJECT_WORDS = (
     "has had is was needs needed wants wanted said says told called calls rang phoned phoning calling ringing "
     "texting emailing messaging asking writing got gets went goes fell broke hurt hurts cant can't cannot "
     "couldnt could will would should keeps kept started woke seems seemed felt feels saw sees did does "
-    "doesnt didnt isnt wasnt hasnt hadnt and both also still just came left tested from"
+    "doesnt didnt isnt wasnt hasnt hadnt and & both also still just came left tested from reckons thinks"
 )
 _AFTER_SUBJECT = frozenset(_AFTER_SUBJECT_WORDS.split())
 _MODALS = frozenset(["will", "may", "can", "must", "might", "should", "would", "could"])
@@ -533,7 +557,12 @@ def places() -> frozenset[str]:
 @functools.cache
 def _medical_pattern() -> re.Pattern[str]:
     terms = sorted(medical_terms(), key=len, reverse=True)
-    lexicon = "|".join(re.escape(term) for term in terms)
+    # a space or hyphen inside a term matches either ("Guillain Barre"), an apostrophe may be left
+    # out, and a plural or possessive "s" may follow ("Hashimotos")
+    flexible = (
+        re.escape(term).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]+").replace("'", "['’]?") for term in terms
+    )
+    lexicon = "|".join(f"{term}(?:['’]?s)?" for term in flexible)
     return re.compile(
         rf"(?<!\w)(?:{lexicon})(?!\w)"
         r"|\b[CTLS]\d{1,2}(?:\s*[-/]\s*[CTLS]?\d{1,2})?\b"  # spinal levels: L5, C5-C6, L4-L5, T12
@@ -583,13 +612,19 @@ def _pattern_spans(text: str) -> list[Span]:
     for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
         if _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
-    for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here"
+    for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here", "dr van der merwe"
+        titled = pattern is _LOWERCASE_TITLE_NAME
         for match in pattern.finditer(text):
             words = match["x"].split()
             while words and not _lowercase_name(words[-1], RARE_NAME_ZIPF):
-                words.pop()
-            if words and all(_lowercase_name(word, RARE_NAME_ZIPF) for word in words):
-                spans.append(Span(match.start("x"), match.start("x") + len(" ".join(words)), "NAME"))
+                if not (titled and fold(words[-1]) in medical_terms()):  # "dr parkinson said"
+                    words.pop()
+                    continue
+                break
+            end = match.start("x") + len(" ".join(words))
+            fits = [re.fullmatch(_PARTICLE, w) or _lowercase_name(w, RARE_NAME_ZIPF) for w in words[:-1]]
+            if words and all(fits) and not eponym(text, end):
+                spans.append(Span(match.start("x"), end, "NAME"))
     for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
         words = match["x"].split()
         if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
@@ -624,7 +659,7 @@ def _lexicon_spans(text: str) -> list[Span]:
             continue
         if eponym(text, token.start() + len(word)):
             continue
-        if lower in KEPT_PLACES:
+        if lower in KEPT_PLACES or re.fullmatch(_RELATIVE, lower):  # "Baby has croup"
             continue
         if _overlaps(Span(token.start(), token.end(), ""), protected):
             continue

@@ -130,3 +130,30 @@ def misses(outcomes: Sequence[Outcome], *, half: str | None = None) -> list[str]
                 f"(alone: {outcome.alone.status} {_top(outcome.alone)}; expected {sorted(c.expected)})"
             )
     return lines
+
+
+def check(sets: Sequence[Path], work: Path, *, corpus_dir: Path, clinic_faq: Path) -> tuple[Report, list[str]]:
+    """Builds the bundled corpus and the clinic FAQ with the default model into ``work`` and runs
+    the conversation ``sets`` against them (``scripts/conversation_check.py``)."""
+    from qa_service.answering.engine import load_engine
+    from qa_service.build.pipeline import build_index
+    from qa_service.model.embedder import embedder_from_settings
+    from qa_service.settings import DEFAULT_MODEL, Settings
+
+    answerers = {}
+    embedder = None
+    for name, source in (("bundled", corpus_dir), ("clinic", None)):
+        if source is None:
+            source = work / "clinic-corpus"
+            source.mkdir(parents=True, exist_ok=True)
+            (source / "clinic.yaml").write_bytes(clinic_faq.read_bytes())
+        settings = Settings(_env_file=None, corpus_dir=source, index_dir=work / f"{name}-index", model=DEFAULT_MODEL)
+        embedder = embedder or embedder_from_settings(settings)
+        build_index(settings, embedder)
+        answerers[name] = load_engine(settings, embedder).answerer
+    outcomes: list[Outcome] = []
+    for path in sets:
+        chats = load_conversations(path)
+        for name, answerer in answerers.items():
+            outcomes += run(answerer, [c for c in chats if c.corpus == name])
+    return report(outcomes), misses(outcomes)
