@@ -75,6 +75,24 @@ def test_a_question_that_names_its_own_topic_is_not_changed_by_the_context(answe
     assert together.context is None
 
 
+def test_a_message_that_names_its_own_topic_keeps_it_though_it_says_it(answerer: Answerer) -> None:
+    turns = [Turn("how is strep throat treated?", "how-is-strep-throat-treated")]
+    message = "when should i see a doctor for covid-19, i have had it for days"
+    assert answered(answerer.ask(message)) == "when-should-i-see-a-doctor-for-covid-19"
+    assert answered(answerer.ask(message, context=turns)) == "when-should-i-see-a-doctor-for-covid-19"
+
+
+def test_a_question_on_something_the_faq_does_not_cover_is_not_answered_from_the_context(
+    answerer: Answerer,
+) -> None:
+    turns = [Turn("what is shingles?", "what-is-shingles")]
+    for message in ["how do I lower my cholesterol", "can you recommend a good dermatologist for moles"]:
+        alone = answerer.ask(message)
+        assert alone.status != "answered" and alone.coverage is not None
+        assert alone.coverage.reason == "unknown_topic", message
+        assert answerer.ask(message, context=turns).status != "answered", message
+
+
 def test_what_leans_on_context() -> None:
     for message in ["how long does it last?", "and for kids?", "what about adults", "is that contagious"]:
         assert leans_on_context(message), message
@@ -100,6 +118,13 @@ def test_an_earlier_emergency_is_not_escalated_again_on_a_later_question(answere
     turns = [Turn("I have chest pain", None)]
     decision = answerer.ask("how long does the flu last?", context=turns)
     assert decision.status == "answered"
+
+
+def test_an_earlier_emergency_is_escalated_again_on_a_message_the_faq_does_not_answer(answerer: Answerer) -> None:
+    turns = [Turn("i took a whole packet of my mums sleeping pills", None)]
+    assert answerer.ask("like 25 maybe, im just sleepy now").status != "urgent"  # alone: no emergency
+    decision = answerer.ask("like 25 maybe, im just sleepy now", context=turns)
+    assert decision.status == "urgent" and decision.red_flag is not None and decision.red_flag.rule == "overdose"
 
 
 # --- the API ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from qa_service.answering.context import (
     Turn,
     leans_on_context,
     names_its_topic,
+    names_rather,
     read_with,
     told_together,
     topic_of,
@@ -134,7 +135,7 @@ class Answerer:
         if len(limits) != len(cleaned) or len(turns_of) != len(cleaned):
             raise ValueError("one top_k (and one context) per question is needed")
         assessed = [self._assess(text, turns) for text, turns in zip(cleaned, turns_of, strict=True)]
-        flags = [flag for flag, _ in assessed]
+        flags = [flag for flag, _, _ in assessed]
         unflagged = [text for text, flag in zip(cleaned, flags, strict=True) if not flag]
         identified = iter(self.language.detect_many(unflagged))
         foreign = [None if flag else next(identified) for flag in flags]
@@ -154,7 +155,9 @@ class Answerer:
         together = [read_with(alone[at], topic) for at, topic in pairs]
         in_context = iter(zip(together, rankings[len(alone) :], strict=True))
         decisions = []
-        for text, (flag, note), language, limit, topic in zip(cleaned, assessed, foreign, limits, topics, strict=True):
+        for text, (flag, note, earlier), language, limit, topic in zip(
+            cleaned, assessed, foreign, limits, topics, strict=True
+        ):
             if flag is not None:
                 decisions.append(urgent_decision(flag, self.policy))
                 continue
@@ -166,14 +169,24 @@ class Answerer:
                     read, ranking = next(in_context)
                     # a follow-up asks something new: not the entry that answered the turn before
                     ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
-                    followed = replace(self._decide(read, ranking, limit), context=topic.about)
-                    answer = decision.answer.entry if decision.answer is not None else None
+                    points_back = leans_on_context(text)
+                    in_scope = points_back and topic.answer_id is not None
+                    followed = replace(self._decide(read, ranking, limit, in_scope=in_scope), context=topic.about)
+                    own, other = decision.answer, followed.answer
                     decision = prefer_in_context(
                         decision,
                         followed,
-                        points_back=leans_on_context(text),
-                        names_topic=answer is None or names_its_topic(text, answer),
+                        points_back=points_back,
+                        names_own=own is not None and other is not None and names_rather(text, own.entry, other.entry),
+                        names_unknown=decision.coverage is not None
+                        and decision.coverage.reason == "unknown_topic"
+                        and not (followed.answer is not None and names_its_topic(text, followed.answer.entry)),
                     )
+            if earlier is not None and decision.status != "answered":
+                # the conversation told an emergency and this message asks nothing the FAQ answers:
+                # it is still about the emergency ("like 25 maybe, im just sleepy now")
+                decisions.append(urgent_decision(earlier, self.policy))
+                continue
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
 
@@ -181,24 +194,31 @@ class Answerer:
         entry = self.index.entry(entry_id)
         return entry.question if entry is not None else None
 
-    def _decide(self, matched: str, ranking: list[Candidate], limit: int) -> Decision:
+    def _decide(self, matched: str, ranking: list[Candidate], limit: int, *, in_scope: bool = False) -> Decision:
+        """The decision on a ranking; ``in_scope``: the message follows a turn the FAQ answered, so
+        words the FAQ does not use ("is there a jab for it") do not make it another topic (the
+        similarity level and the intent checks still apply)."""
         coverage = self.coverage.assess(matched, ranking[0] if ranking else None)
+        if in_scope and coverage.reason == "unknown_topic":
+            coverage = replace(coverage, reason=None)
         return decide(ranking, self.policy, self.confidence, limit, coverage)
 
-    def _assess(self, text: str, turns: Sequence[Turn] | None) -> tuple[RedFlag | None, RedFlag | None]:
+    def _assess(self, text: str, turns: Sequence[Turn] | None) -> tuple[RedFlag | None, RedFlag | None, RedFlag | None]:
         """The red-flag rules on a message, and on the conversation told so far: an emergency may be
         spread over messages ("my back hurts" ... "and I can't feel my legs"), or go on over them ("I have
-        chest pain" ... "it spreads to my arm"). An earlier emergency is not escalated again on a message
-        that moves on to another question ("how long does the flu last?")."""
+        chest pain" ... "it spreads to my arm"). (rule fired, note rule, earlier emergency): an
+        emergency the earlier turns told already is escalated again only when the message points back
+        to it or finds no FAQ answer of its own, not when it moves on ("how long does the flu last?")."""
         if self.red_flags is None:
-            return None, None
+            return None, None, None
         flag, note = self.red_flags.assess(text)
         if flag is None and turns:
             before, told = told_together(turns, text)
             found = self.red_flags.check(told)
             if found is not None and (leans_on_context(text) or self.red_flags.check(before) is None):
-                return found, note
-        return flag, note
+                return found, note, None
+            return None, note, found
+        return flag, note, None
 
     def _note(self, found: RedFlag | None) -> str | None:
         if found is None:

@@ -202,6 +202,16 @@ def names_its_topic(message: str, entry: FaqEntry) -> bool:
     return False
 
 
+def names_rather(message: str, own: FaqEntry, other: FaqEntry) -> bool:
+    """Whether a message says what tells its own answer's question from the one read in context:
+    "when should I see a dr about covid, had it 5 days" names COVID-19 (its own answer: "When should I
+    see a doctor for COVID-19?") rather than strep throat (the conversation's), though it says "it";
+    "how long is it contagious?" names neither."""
+    said = set(tokenize(message))
+    others = set(tokenize(other.question))
+    return any(set(tokenize(phrasing)) - others & said for phrasing in (own.question, *own.alternates))
+
+
 def topic_of(turns: Sequence[Turn], question_of: Callable[[str], str | None]) -> Topic | None:
     """The topic of the latest turn that has one: the question of the entry that answered it
     (``question_of`` gives a served entry's question by id, None for an unknown id), else what the

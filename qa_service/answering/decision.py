@@ -72,21 +72,28 @@ class DecisionPolicy:
     coverage: CoverageRules = field(default_factory=CoverageRules)
 
 
-def prefer_in_context(alone: Decision, together: Decision, *, points_back: bool, names_topic: bool) -> Decision:
+def prefer_in_context(
+    alone: Decision, together: Decision, *, points_back: bool, names_own: bool, names_unknown: bool = False
+) -> Decision:
     """The reply to a message with context. Read with the conversation's topic when that finds an
     answer and the message alone does not; when the message points back ("is it contagious?") and
-    the topic leads to another entry; or when its own answer is about a topic it did not name ("is
-    there a vaccine?" answered for COVID-19) and the topic's answer is the more confident. Else the
-    message's own reply."""
+    the topic leads to another entry; or when the topic's answer is the more confident. Never when the
+    message says what tells its own answer from the one in context (``names_own``: "when should I
+    see a dr about covid, had it 5 days" after strep throat), nor when it names something the FAQ does not
+    cover (``names_unknown``: the coverage check's unknown topic, and no entry the message names was
+    found in context) without pointing back: it asks about that, not about the conversation's topic.
+    Else the message's own reply."""
     if together.status != "answered" or together.answer is None:
+        return alone
+    if names_unknown and not points_back:  # "how do I lower my cholesterol" after a back-pain question
         return alone
     if alone.status != "answered" or alone.answer is None:
         return together
-    if together.answer.entry.id == alone.answer.entry.id:
+    if together.answer.entry.id == alone.answer.entry.id or names_own:
         return alone
     if points_back:
         return together
-    if not names_topic and (together.answer.confidence or 0.0) > (alone.answer.confidence or 0.0):
+    if (together.answer.confidence or 0.0) > (alone.answer.confidence or 0.0):
         return together
     return alone
 
