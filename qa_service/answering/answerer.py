@@ -18,10 +18,11 @@ import numpy as np
 from qa_service.answering.calibration import ConfidenceModel
 from qa_service.answering.context import (
     Turn,
+    asks_it_all,
     leans_on_context,
-    names_its_topic,
     names_rather,
     read_with,
+    same_subject,
     told_together,
     topic_of,
 )
@@ -170,7 +171,13 @@ class Answerer:
                     # a follow-up asks something new: not the entry that answered the turn before
                     ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
                     points_back = leans_on_context(text)
-                    in_scope = points_back and topic.answer_id is not None
+                    entry = self.index.entry(topic.answer_id) if topic.answer_id else None
+                    in_scope = (
+                        points_back
+                        and entry is not None
+                        and bool(ranking)
+                        and same_subject(text, entry, ranking[0].entry)
+                    )
                     followed = replace(self._decide(read, ranking, limit, in_scope=in_scope), context=topic.about)
                     own, other = decision.answer, followed.answer
                     decision = prefer_in_context(
@@ -180,7 +187,7 @@ class Answerer:
                         names_own=own is not None and other is not None and names_rather(text, own.entry, other.entry),
                         names_unknown=decision.coverage is not None
                         and decision.coverage.reason == "unknown_topic"
-                        and not (followed.answer is not None and names_its_topic(text, followed.answer.entry)),
+                        and not (followed.answer is not None and asks_it_all(text, followed.answer.entry)),
                     )
             if earlier is not None and decision.status != "answered":
                 # the conversation told an emergency and this message asks nothing the FAQ answers:
@@ -195,9 +202,10 @@ class Answerer:
         return entry.question if entry is not None else None
 
     def _decide(self, matched: str, ranking: list[Candidate], limit: int, *, in_scope: bool = False) -> Decision:
-        """The decision on a ranking; ``in_scope``: the message follows a turn the FAQ answered, so
-        words the FAQ does not use ("is there a jab for it") do not make it another topic (the
-        similarity level and the intent checks still apply)."""
+        """The decision on a ranking; ``in_scope``: a message that points back to a turn the FAQ
+        answered, whose best entry is on that turn's subject: words the FAQ does not use ("is there a
+        jab for it") do not make it another topic (the similarity level, the intent checks and the
+        confidence threshold still apply)."""
         coverage = self.coverage.assess(matched, ranking[0] if ranking else None)
         if in_scope and coverage.reason == "unknown_topic":
             coverage = replace(coverage, reason=None)

@@ -190,16 +190,12 @@ def leans_on_context(message: str) -> bool:
     return bool(_POINTS_BACK.search(message) or _CONTINUES.match(message))
 
 
-def names_its_topic(message: str, entry: FaqEntry) -> bool:
-    """Whether a message says what its answer is about: at least half the words of the entry's
-    question (or of one of its phrasings) are in it. "Is there a vaccine?" answered with "Is there a
-    vaccine for COVID-19?" does not name COVID-19: the topic may be the conversation's."""
+def asks_it_all(message: str, entry: FaqEntry) -> bool:
+    """Whether a message holds every word of the entry's question (or of one of its phrasings) that
+    carries meaning: "..., how do i treat a sprained ankle" asks "How do I treat a sprained ankle?";
+    "best treatment for scalp psoriasis" does not ask "What is the best treatment for spasms?"."""
     said = set(tokenize(message))
-    for phrasing in (entry.question, *entry.alternates):
-        words = set(tokenize(phrasing))
-        if words and len(words & said) * 2 >= len(words):
-            return True
-    return False
+    return any((words := set(tokenize(phrasing))) and words <= said for phrasing in (entry.question, *entry.alternates))
 
 
 def names_rather(message: str, own: FaqEntry, other: FaqEntry) -> bool:
@@ -210,6 +206,14 @@ def names_rather(message: str, own: FaqEntry, other: FaqEntry) -> bool:
     said = set(tokenize(message))
     others = set(tokenize(other.question))
     return any(set(tokenize(phrasing)) - others & said for phrasing in (own.question, *own.alternates))
+
+
+def same_subject(message: str, topic: FaqEntry, candidate: FaqEntry) -> bool:
+    """Whether ``candidate`` shares a word of the topic entry's question that the message does not say
+    ("strep" of "What is strep throat?" for "how is it treated?" answered "How is strep throat
+    treated?"): the reading in context stayed on the conversation's subject."""
+    words = set(tokenize(topic.question)) - set(tokenize(message))
+    return any(words & set(tokenize(phrasing)) for phrasing in (candidate.question, *candidate.alternates))
 
 
 def topic_of(turns: Sequence[Turn], question_of: Callable[[str], str | None]) -> Topic | None:
