@@ -1,5 +1,6 @@
 """Answer the conversation sets with the default model (the bundled corpus and the clinic FAQ of
-tests/data/conversations) and print the figures per kind, then each conversation answered wrongly.
+tests/data/conversations) and print the figures per kind, then each conversation answered wrongly;
+also how many questions the bundled corpus does not cover are answered after a turn it answered.
 
 python scripts/conversation_check.py tests/data/conversations/fresh.jsonl [--misses]
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from qa_service.tooling.conversations import check
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conversations"
+UNCOVERED = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
 
 
 def main() -> int:
@@ -24,7 +26,11 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         result, wrong = check(
-            args.sets, Path(work), corpus_dir=DATA.parent.parent.parent / "corpus", clinic_faq=DATA / "clinic_faq.yaml"
+            args.sets,
+            Path(work),
+            corpus_dir=DATA.parent.parent.parent / "corpus",
+            clinic_faq=DATA / "clinic_faq.yaml",
+            uncovered=[DATA.parent / name for name in UNCOVERED],
         )
     for name, row in result.rows.items():
         print(f"{name:28} {json.dumps(row)}")

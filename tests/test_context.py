@@ -86,7 +86,11 @@ def test_a_question_on_something_the_faq_does_not_cover_is_not_answered_from_the
     answerer: Answerer,
 ) -> None:
     turns = [Turn("what is shingles?", "what-is-shingles")]
-    for message in ["how do I lower my cholesterol", "how is psoriasis treated", "can you recommend a dermatologist for moles"]:
+    for message in [
+        "how do I lower my cholesterol",
+        "how is psoriasis treated",
+        "can you recommend a dermatologist for moles",
+    ]:
         alone = answerer.ask(message)
         assert alone.status != "answered" and alone.coverage is not None
         assert alone.coverage.reason == "unknown_topic", message

@@ -219,6 +219,10 @@ def test_each_patient_word_of_the_synonyms_finds_an_entry_in_the_faq_s_words(
             assert term in " ".join([entry.question, *entry.alternates, entry.answer]).lower(), (word, entry.id)
 
 
+SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl")
+UNCOVERED = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
+
+
 @pytest.fixture(scope="module")
 def clinic_answerer(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> object:
     from qa_service.build.pipeline import build_index
@@ -236,20 +240,25 @@ def clinic_answerer(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sen
 def test_conversations_follow_ups_standalone_questions_and_emergencies(
     clinic_answerer: object, seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    """Floors under the figures measured on the conversation set (docs/benchmarks.md, Conversations):
-    follow-ups answered right in context 0.79 (target 0.85, not met on the reporting half: 0.73) against
-    0.32 alone; standalone questions not changed (one of 73 changed); emergencies over several
-    messages all escalated; alarming but benign words never escalated."""
-    from qa_service.tooling.conversations import load_conversations, report, run
+    """Floors under the figures measured on the three conversation sets (docs/benchmarks.md,
+    Conversations): follow-ups answered right in context 0.64 (target 0.85, not met) against 0.21
+    alone; standalone questions not changed overall; emergencies over several messages all
+    escalated; alarming but benign words never escalated; questions the FAQ does not cover answered
+    after a turn it answered 25 of 479 times (17 alone)."""
+    from qa_service.tooling.conversations import load_conversations, off_topic, report, run
 
-    chats = load_conversations(DATA / "conversations" / "conversations.jsonl")
+    folder = DATA / "conversations"
+    chats = [c for name in SETS for c in load_conversations(folder / name)]
     bundled = load_engine(seed_settings, real_embedder).answerer
     outcomes = run(clinic_answerer, [c for c in chats if c.corpus == "clinic"])  # type: ignore[arg-type]
     outcomes += run(bundled, [c for c in chats if c.corpus == "bundled"])
     rows = report(outcomes).rows
     assert rows["emergency"]["right_with_context"] == 1.0
-    assert rows["benign"]["escalated"] == 0 and rows["benign"]["right_with_context"] == 1.0
+    assert rows["benign"]["escalated"] == 0 and rows["benign"]["right_with_context"] >= rows["benign"]["right_alone"]
     follow_ups = rows["needs_context"]
-    assert follow_ups["right_with_context"] >= 0.70 and follow_ups["right_alone"] <= 0.4
+    assert follow_ups["right_with_context"] >= 0.60 and follow_ups["right_alone"] <= 0.3
     standalone = rows["standalone"]
-    assert standalone["p_at_1_with_context"] >= standalone["p_at_1_alone"] - 0.03
+    assert standalone["p_at_1_with_context"] >= standalone["p_at_1_alone"] - 0.01
+    questions = [json.loads(line)["query"] for name in UNCOVERED for line in (DATA / name).read_text().splitlines()]
+    leaks = off_topic(bundled, questions)
+    assert leaks["answered_in_context"] <= leaks["answered_alone"] + 12, leaks

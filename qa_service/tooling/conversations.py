@@ -132,9 +132,26 @@ def misses(outcomes: Sequence[Outcome], *, half: str | None = None) -> list[str]
     return lines
 
 
-def check(sets: Sequence[Path], work: Path, *, corpus_dir: Path, clinic_faq: Path) -> tuple[Report, list[str]]:
+# a turn of the bundled corpus after which questions it does not cover are asked (``off_topic``)
+OFF_TOPIC_TURN = Turn("what is a back spasm?", "what-is-a-spasm-in-the-back")
+
+
+def off_topic(answerer: Answerer, questions: Sequence[str], turn: Turn = OFF_TOPIC_TURN) -> dict[str, Any]:
+    """How many questions the corpus does not cover are answered alone, and after a turn it answered:
+    reading a message in context must not make an unrelated question look covered."""
+    return {
+        "questions": len(questions),
+        "answered_alone": sum(answerer.ask(q).status == "answered" for q in questions),
+        "answered_in_context": sum(answerer.ask(q, context=[turn]).status == "answered" for q in questions),
+    }
+
+
+def check(
+    sets: Sequence[Path], work: Path, *, corpus_dir: Path, clinic_faq: Path, uncovered: Sequence[Path] = ()
+) -> tuple[Report, list[str]]:
     """Builds the bundled corpus and the clinic FAQ with the default model into ``work`` and runs
-    the conversation ``sets`` against them (``scripts/conversation_check.py``)."""
+    the conversation ``sets`` against them, and the ``uncovered`` question files (``query`` per
+    line) after a bundled turn (``scripts/conversation_check.py``)."""
     from qa_service.answering.engine import load_engine
     from qa_service.build.pipeline import build_index
     from qa_service.model.embedder import embedder_from_settings
@@ -156,4 +173,10 @@ def check(sets: Sequence[Path], work: Path, *, corpus_dir: Path, clinic_faq: Pat
         chats = load_conversations(path)
         for name, answerer in answerers.items():
             outcomes += run(answerer, [c for c in chats if c.corpus == name])
-    return report(outcomes), misses(outcomes)
+    result = report(outcomes)
+    questions = [
+        json.loads(line)["query"] for path in uncovered for line in path.read_text("utf-8").splitlines() if line
+    ]
+    if questions:
+        result.rows["off_topic_after_a_turn"] = off_topic(answerers["bundled"], questions)
+    return result, misses(outcomes)
