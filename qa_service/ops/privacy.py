@@ -443,6 +443,7 @@ _EPONYM_HEADS = frozenset(_EPONYM_HEAD_WORDS.split())
 _EPONYM_AFTER = re.compile(
     rf"(?:['’]s)?\s+(?i:{'|'.join(sorted(_EPONYM_HEADS))})\b|['’]s(?:\s*(?:[.,;:!?)]|$)|\s+(?:and|or|with|but|is|was)\b)"
 )
+CUE_WINDOW = 40  # characters before a word in which a name or place cue is looked for
 COMMONEST_NAME_ZIPF = 5.8  # a given name this common as a word ("said", "my") is taken for the word (modals aside)
 # what a name opening a sentence is followed by: a verb of the third person or "and" ("Hope had", "mark has")
 _AFTER_SUBJECT_WORDS = (
@@ -597,7 +598,9 @@ def _pattern_spans(text: str) -> list[Span]:
                 continue
             if kind in ("NAME", "LOCATION") and match["x"].split()[0].rstrip("'’") in _NOT_NAMES:
                 continue
-            titled = _TITLE_BEFORE.search(text, 0, start) and not eponym(text, end)  # "Dr Parkinson says"
+            titled = _TITLE_BEFORE.search(text, max(0, start - CUE_WINDOW), start) and not eponym(
+                text, end
+            )  # "Dr Parkinson says"
             if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]) and not titled:
                 continue  # "Back Pain Clinic here"
             if kind == "PLACE_BEFORE_SITE":
@@ -653,7 +656,8 @@ def _lexicon_spans(text: str) -> list[Span]:
     for index, token in enumerate(tokens):
         word = re.sub(r"['’]s$", "", token[0])
         lower = word.lower()
-        before = text[: token.start()]
+        # the cues are short: the words just before (a window keeps long texts linear)
+        before = text[max(0, token.start() - CUE_WINDOW) : token.start()]
         following = words[index + 1].lower() if index + 1 < len(words) else ""
         if fold(lower) in medical_terms() or word in _NOT_NAMES or lower in _CALENDAR_WORDS:
             continue
