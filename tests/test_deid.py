@@ -55,7 +55,7 @@ def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
 
 # Recall on each fresh set when it was last measured, rounded down: each was written by another hand
 # and first run unseen (0.7227, 0.8919 and 0.8556), then tuned on; docs/benchmarks.md has the figures.
-FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.92}
+FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.94}
 
 
 def test_the_fresh_sets(fresh: tuple[str, DeidReport]) -> None:
@@ -137,6 +137,9 @@ def test_the_issues_example() -> None:
         ("deliver to Ivy Cottage, Station Road please", "deliver to [address] please"),
         ("my nan (Edna, 94) fell", "my nan ([name], [age 90+]) fell"),
         ("medicare number 4412 55601 2 please", "medicare number [number] please"),
+        ("my aunt Edith, 93, lives alone", "my aunt [name], [age 90+], lives alone"),
+        ("4 ferndale close, wigan is where she lives", "[address], [place] is where she lives"),
+        ("oluwaseun needs his inhaler renewed", "[name] needs his inhaler renewed"),
     ],
 )
 def test_each_identifier_type(text: str, expected: str) -> None:
@@ -161,6 +164,8 @@ def test_each_identifier_type(text: str, expected: str) -> None:
         "take 1/2 a tablet on 24/7 oxygen",
         "the 2nd dose of Shingrix made me ill",
         "can I take Allegra with Zoloft",
+        "my sats were 94, 95, 96 today",
+        "deadlifts hurt my lower back",
     ],
 )
 def test_medical_words_survive(text: str) -> None:

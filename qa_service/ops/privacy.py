@@ -246,6 +246,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"\b(?P<x>9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)\b", re.IGNORECASE), "AGE"),
     (re.compile(r"\((?:[^()\d]{1,40},\s*)?(?P<x>9\d|1[01]\d)\)"), "AGE"),  # "my nan (94)", "(Mary, 96)"
+    # between commas after a name or a relation: "my uncle Bob, 95, has dementia"
+    (re.compile(rf"(?:\b[A-Z][a-z]+|\b{_RELATIVE}),\s+(?P<x>9\d|1[01]\d)\s*(?=,|\)|$)"), "AGE"),
     (
         re.compile(
             r"(?:\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)|['’]s)\s+"
@@ -443,6 +445,7 @@ _EPONYM_HEADS = frozenset(_EPONYM_HEAD_WORDS.split())
 _EPONYM_AFTER = re.compile(
     rf"(?:['’]s)?\s+(?i:{'|'.join(sorted(_EPONYM_HEADS))})\b|['’]s(?:\s*(?:[.,;:!?)]|$)|\s+(?:and|or|with|but|is|was)\b)"
 )
+RAREST_ZIPF = 1.0  # a lowercase word this rare (unknown to the word list) opening a sentence before a verb is a name
 CUE_WINDOW = 40  # characters before a word in which a name or place cue is looked for
 COMMONEST_NAME_ZIPF = 5.8  # a given name this common as a word ("said", "my") is taken for the word (modals aside)
 # what a name opening a sentence is followed by: a verb of the third person or "and" ("Hope had", "mark has")
@@ -689,11 +692,13 @@ def _lexicon_spans(text: str) -> list[Span]:
                 spans.append(Span(token.start(), end, "NAME"))
                 continue
         elif (
-            word.istitle()
+            (
+                (word.istitle() and frequency(lower) < UNKNOWN_WORD_ZIPF)
+                or (word.islower() and frequency(lower) < RAREST_ZIPF)
+            )
             and following in _AFTER_SUBJECT
-            and frequency(lower) < UNKNOWN_WORD_ZIPF
             and _SENTENCE_START.search(before)
-        ):  # "Sunita phoning for her dad": an unknown word opening a sentence as its subject
+        ):  # "Sunita phoning for her dad", "faduma needs": an unknown word opening a sentence as its subject
             spans.append(Span(token.start(), token.start() + len(word), "NAME"))
             continue
         if word[0].isupper() and _PLACE_CUE.search(before):
@@ -794,6 +799,11 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
                 and town.split()[-1] not in _STATE_SET
             ):
                 found.append(Span(span.end + after.start("x"), span.end + after.end("x"), "LOCATION"))
+            lower = re.match(r",?\s+(?P<x>[a-z]+(?:\s+[a-z]+)?)\b", text[span.end :])  # "..., bootle"
+            if lower and not after and (lower["x"] in places() or lower["x"].split()[0] in places()):
+                place = lower["x"] if lower["x"] in places() else lower["x"].split()[0]
+                start = span.end + lower.start("x")
+                found.append(Span(start, start + len(place), "LOCATION"))
             zip_code = re.match(
                 r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?,?\s+(?P<x>\d{5}(?:-\d{4})?)\b", text[span.end :]
             )
