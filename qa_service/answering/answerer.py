@@ -204,11 +204,13 @@ class Answerer:
     def _decide(self, matched: str, ranking: list[Candidate], limit: int, *, in_scope: bool = False) -> Decision:
         """The decision on a ranking; ``in_scope``: a message that points back to a turn the FAQ
         answered, whose best entry is on that turn's subject: words the FAQ does not use ("is there a
-        jab for it") do not make it another topic (the similarity level, the intent checks and the
-        confidence threshold still apply)."""
+        jab for it") do not make it another topic, and a message all of whose words the FAQ uses is
+        not held to the similarity level (the intent checks and the confidence threshold still apply)."""
         coverage = self.coverage.assess(matched, ranking[0] if ranking else None)
         if in_scope and coverage.reason == "unknown_topic":
             coverage = replace(coverage, reason=None)
+        elif in_scope and coverage.reason == "below_uncovered_level" and coverage.unknown_share == 0:
+            coverage = replace(coverage, reason=None)  # every word is the FAQ's: "how do i check her hair"
         return decide(ranking, self.policy, self.confidence, limit, coverage)
 
     def _assess(self, text: str, turns: Sequence[Turn] | None) -> tuple[RedFlag | None, RedFlag | None, RedFlag | None]:
