@@ -28,7 +28,7 @@ def reports() -> dict[str, DeidReport]:
     return run(SET)
 
 
-@pytest.fixture(scope="module", params=["fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl"])
+@pytest.fixture(scope="module", params=["fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"])
 def fresh(request: pytest.FixtureRequest) -> tuple[str, DeidReport]:
     return request.param, run(FRESH.parent / request.param, halves=False)["all"]
 
@@ -54,8 +54,8 @@ def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
 
 
 # Recall on each fresh set when it was last measured, rounded down: each was written by another hand
-# and first run unseen (0.7227, 0.8919 and 0.8556), then tuned on; docs/benchmarks.md has the figures.
-FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.94}
+# and first run unseen (0.7227, 0.8919, 0.8556 and 0.8221), then tuned on; docs/benchmarks.md has the figures.
+FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.94, "fresh4.jsonl": 0.89}
 
 
 def test_the_fresh_sets(fresh: tuple[str, DeidReport]) -> None:
@@ -140,6 +140,14 @@ def test_the_issues_example() -> None:
         ("my aunt Edith, 93, lives alone", "my aunt [name], [age 90+], lives alone"),
         ("4 ferndale close, wigan is where she lives", "[address], [place] is where she lives"),
         ("oluwaseun needs his inhaler renewed", "[name] needs his inhaler renewed"),
+        ("the inhaler works now, thanks so much, niamh", "the inhaler works now, thanks so much, [name]"),
+        ("from: lena fischer <lf@example.org> re repeat script", "from: [name] <[email]> re repeat script"),
+        ("grandpa otto fell last night", "grandpa [name] fell last night"),
+        ("hey its will, can i get my repeat", "hey its [name], can i get my repeat"),
+        ("we saw dr khan about the rash", "we saw dr [name] about the rash"),
+        ("Age: 93. Condition: leg ulcer", "Age: [age 90+]. Condition: leg ulcer"),
+        ("post it to 12 Harbour Parade, Timaru 7910", "post it to [address], [place] [zip]"),
+        ("malik osei here, the cream worked", "[name] here, the cream worked"),
     ],
 )
 def test_each_identifier_type(text: str, expected: str) -> None:
@@ -166,6 +174,9 @@ def test_each_identifier_type(text: str, expected: str) -> None:
         "can I take Allegra with Zoloft",
         "my sats were 94, 95, 96 today",
         "deadlifts hurt my lower back",
+        "carpal tunnel since the baby, splint isn't helping",
+        "will physio fix my posture",
+        "does the Glasgow coma scale get done here",
     ],
 )
 def test_medical_words_survive(text: str) -> None:

@@ -219,7 +219,7 @@ def test_each_patient_word_of_the_synonyms_finds_an_entry_in_the_faq_s_words(
             assert term in " ".join([entry.question, *entry.alternates, entry.answer]).lower(), (word, entry.id)
 
 
-SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl")
+SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl")
 UNCOVERED = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
 
 
@@ -240,8 +240,8 @@ def clinic_answerer(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sen
 def test_conversations_follow_ups_standalone_questions_and_emergencies(
     clinic_answerer: object, seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    """Floors under the figures measured on the three conversation sets (docs/benchmarks.md,
-    Conversations): follow-ups answered right in context 0.65 (target 0.85, not met) against 0.21
+    """Floors under the figures measured on the four conversation sets (docs/benchmarks.md,
+    Conversations): follow-ups answered right in context 0.66 (target 0.85, not met) against 0.22
     alone; standalone questions not changed overall; emergencies over several messages all
     escalated; alarming but benign words never escalated; questions the FAQ does not cover answered
     after a turn it answered 25 of 479 times (17 alone)."""

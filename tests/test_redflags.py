@@ -215,7 +215,7 @@ def test_cli_redflags_checks_the_file_and_measures_escalation(
     queries.write_text('{"query": "chest pain"}\n{"query": "how long do spasms last"}\n')
     assert main(["redflags", "--check", "back pain but no fever", "--queries", str(queries)]) == 0
     out = capsys.readouterr().out
-    assert "21 red-flag rules and 2 note rules are valid" in out and "no red flag: back pain but no fever" in out
+    assert "24 red-flag rules and 2 note rules are valid" in out and "no red flag: back pain but no fever" in out
     assert "1 of 2 escalated (50.0%)" in out and "chest-pain: chest pain" in out
 
     bad = write_rules(tmp_path, RULE + "    colour: red\n")

@@ -155,7 +155,8 @@ _CAP = r"[A-Z](?:['’][A-Z])?[a-z\u00df-\u00ff\u0101-\u017f'’-]+"
 _PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|Boulevard|Blvd|Way|Place|Pl|Terrace|Circle|"
-    r"Highway|Hwy|Parkway|Pkwy|Square|Sq|Close|Crescent|Cres|Grove|Gardens|Mews|Walk|Row|Rise|Hill|Park|"
+    r"Highway|Hwy|Parkway|Pkwy|Square|Sq|Close|Crescent|Cres|Grove|Gardens|Mews|Walk|Row|Rise|Hill|Park|Parade|Pde|"
+    r"Esplanade|Quay|Wharf|Broadway|"
     r"Cottages|Green|View|Vale)\b\.?"
 )
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*#?\w+)"
@@ -166,7 +167,7 @@ _RELATIVE = (
     r"neighbou?r|boyfriend|girlfriend|partner|fianc[eé]e?|uncle|aunt|nephew|niece|cousin|grandson|"
     r"granddaughter|grandmother|grandfather|grandma|grandpa|grandad|granddad|nan|nana|nanna|gran|granny|ex|"
     r"stepson|stepdaughter|stepdad|stepmum|stepmom|twins?|flatmate|roommate|housemate|landlord|landlady|coworker|co-worker|colleague|boss|caregiver|"
-    r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby)"
+    r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby|bro|sis|hubby|gramps)"
 )
 _ID_KEYWORD = (
     r"(?:mrn|medical record(?: number)?|record number|chart(?: number)?|patient id|account(?: number)?|acct|"
@@ -177,7 +178,7 @@ _ID_KEYWORD = (
 )
 _CODE = r"(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{5,12}\b"  # letters and digits together, upper case
 _VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)(?:[A-Z0-9-]{2,}|\d\b)){0,2}"
-_KEYED_VALUE = r"(?:\s*(?:number|no\.?|#|is|was|:|id)\b)*[\s:#]*"
+_KEYED_VALUE = r"(?:\s*(?:number|no|#|is|was|:|id)\b\.?)*[\s:#]*"
 
 # (pattern, kind); a pattern with a group named "x" replaces only that group
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -238,7 +239,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # ages over 89 (the number only: "I'm [age 90+]")
     (
         re.compile(
-            r"(?:\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re)|['’]s)\s+(?P<x>(?:9\d|1[01]\d))\b"
+            r"(?:\b(?:i'?m|i am|is|was|aged?|turned|age of|at|(?:he|she)'?s|they'?re|age\s*:)|['’]s)"
+            r"\s+(?P<x>(?:9\d|1[01]\d))\b"
             r"(?!\s*(?:mg|%|lbs?|kg|min|/|\.\d))",
             re.IGNORECASE,
         ),
@@ -274,6 +276,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "DEVICE",
     ),
     (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{3}\b"), "VEHICLE"),  # UK plates: BD51 SMR
+    (re.compile(r"\b[A-Z]{2}\s?\d{1,2}\s?[A-Z]{1,3}\s?\d{4}\b"), "VEHICLE"),  # Indian plates: MH 12 AB 3456
     # a code of letters and digits after the thing it names: "rego YHT45K", "car is KHT442",
     # "transmitter 8G4KJ2", "pump serial ..."
     (
@@ -337,7 +340,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # in lower case, after "live at", "address is", "send it to" ...: "26 hillcrest dr"
     (
         re.compile(
-            rf"(?:\b(?:at|is|to)\s+|,\s+|^)(?P<x>(?:(?:unit|flat|apt)\s+[\d/]+\s+)?\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
+            rf"(?:\b(?:at|is|its|to)\s+|,\s+|^)(?P<x>(?:(?:unit|flat|apt)\s+[\d/]+\s+)?\d{{1,6}}[a-z]?\s+(?!(?:on|at|the|a|in|of|to|for|and|or)\b)[a-z]{{3,}}"
             rf"(?:\s+[a-z]{{3,}})?\s+{_LOWER_STREET}(?:\s+[nsew]\b)?)\b"
         ),
         "ADDRESS",
@@ -357,13 +360,23 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # names after a cue
     (
         re.compile(
-            r"\b(?i:my name is|my name's|name is|(?:patient |full |first |last )?name\s*:|patient\s*:|i am called|"
+            r"\b(?i:my name is|my name's|name is|(?:patient |full |first |last )?name\s*[:-]|patient\s*:|pt\s*:|"
+            r"from\s*:|i am called|"
             r"i'm called|call me|this is|it's|its|hi,? it's|"
             rf"regards,?|thanks,?|thank you,?|cheers,?|sincerely,?)\s+(?P<x>{_PROPER})"
         ),
         "NAME",
     ),
-    (re.compile(r"\b(?:my name is|my name's|i'm called|i am called)\s+(?P<x>[a-z]+(?:\s+[a-z]+)?)\b"), "NAME"),
+    (
+        re.compile(
+            r"\b(?:my name is|my name's|i'm called|i am called|(?:patient |full )?name\s*[:-]|pt\s*:|patient\s*:|"
+            r"from\s*:)"
+            r"\s+(?P<x>[a-z]+(?:\s+[a-z]+)?)\b"
+        ),
+        "NAME",
+    ),
+    # a name signing off a message: "..., sarah", ". Thandiwe" (a known or unknown given name, checked later)
+    (re.compile(r"(?:[,.!?]|\n)\s*(?P<x>[A-Za-z][a-z]{2,})\s*[.!]?\s*$"), "SIGN_OFF"),
     # a town after "live in", "moved to", "from" ... (states and countries stay)
     (
         re.compile(
@@ -394,11 +407,15 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 _LOWER = r"(?:[a-z]['’])?[a-z\u00df-\u00ff\u0101-\u017f]{3,}(?:-[a-z\u00df-\u00ff\u0101-\u017f]+)*"  # "o'brien-murphy"
 _PARTICLE = r"(?:van|von|der|den|de|la|le|di|da|du|del|dos|ter|ten|bin|al|el|mac|mc|ó|ní|nic)"  # "dr van der merwe"
-_LOWERCASE_RELATIVE_NAME = re.compile(rf"\b(?:my|our|his|her|their)\s+{_RELATIVE},?\s+\(?(?P<x>{_LOWER})(?![\w'’-])")
+_LOWERCASE_RELATIVE_NAME = re.compile(
+    rf"\b(?:my|our|his|her|their)\s+{_RELATIVE}(?:\s+is)?,?\s+\(?(?P<x>{_LOWER})(?![\w'’-])"
+)
+# without "my": only a known given name ("dad frank", "grandpa bob"), never after a comma ("the baby, splint")
+_BARE_RELATIVE_NAME = re.compile(rf"\b{_RELATIVE}(?:\s+is)?\s+\(?(?P<x>{_LOWER})(?![\w'’-])")
 _LOWERCASE_TITLE_NAME = re.compile(
     rf"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>(?:{_PARTICLE}\s+){{0,2}}{_LOWER}(?:\s+{_LOWER})?)(?![\w'’-])"
 )
-_LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,})\s+here\b")
+_LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\s+here\b")
 _SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}[ \t]+{_CAP})\b")
 _PAIR = re.compile(r"\s+(?:and|&)\s+")
 # words after "my husband" that carry on the sentence (verbs and adverbs a rarity threshold lets through)
@@ -439,7 +456,7 @@ _CAPITALISED_NAME_CUE = re.compile(r"\b(?i:with|and|&|love|from|see|saw|seeing|f
 _EPONYM_HEAD_WORDS = (
     "disease syndrome palsy cyst neuroma ulcer fracture sign test tumour tumor lymphoma phenomenon reflex "
     "contracture manoeuvre maneuver procedure surgery operation disorder deformity node nodes "
-    "knee elbow thumb finger toe foot shoulder leg oesophagus esophagus"
+    "knee elbow thumb finger toe foot shoulder leg oesophagus esophagus scale score rules criteria classification"
 )
 _EPONYM_HEADS = frozenset(_EPONYM_HEAD_WORDS.split())
 _EPONYM_AFTER = re.compile(
@@ -606,6 +623,13 @@ def _pattern_spans(text: str) -> list[Span]:
             )  # "Dr Parkinson says"
             if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]) and not titled:
                 continue  # "Back Pain Clinic here"
+            if kind == "SIGN_OFF":
+                word = match["x"].lower()
+                known = word in given_names() and english_words().zipf(word) < COMMON_NAME_ZIPF
+                unknown = english_words().zipf(word) < RAREST_ZIPF
+                if not (known or unknown) or fold(word) in medical_terms() or word in _CALENDAR_WORDS:
+                    continue
+                kind = "NAME"
             if kind == "PLACE_BEFORE_SITE":
                 place = match["x"].lower()
                 known = place in places() or english_words().zipf(place) < UNKNOWN_WORD_ZIPF
@@ -618,18 +642,25 @@ def _pattern_spans(text: str) -> list[Span]:
     for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
         if _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
+    for match in _BARE_RELATIVE_NAME.finditer(text):
+        word = match["x"]
+        if _given_name(word) or (word in given_names() and _lowercase_name(word, LOWERCASE_NAME_ZIPF)):
+            spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here", "dr van der merwe"
         titled = pattern is _LOWERCASE_TITLE_NAME
         for match in pattern.finditer(text):
             words = match["x"].split()
-            while words and not _lowercase_name(words[-1], RARE_NAME_ZIPF):
+            while words and not (_lowercase_name(words[-1], RARE_NAME_ZIPF) or (titled and _surname(words[-1]))):
                 if not (titled and fold(words[-1]) in medical_terms()):  # "dr parkinson said"
                     words.pop()
                     continue
                 break
             end = match.start("x") + len(" ".join(words))
             fits = [re.fullmatch(_PARTICLE, w) or _lowercase_name(w, RARE_NAME_ZIPF) for w in words[:-1]]
-            if words and all(fits) and not eponym(text, end):
+            medical = (
+                _overlaps(Span(match.start("x"), end, ""), protected_spans(text)) and not titled
+            )  # "Hashimotos here"
+            if words and all(fits) and not eponym(text, end) and not medical:
                 spans.append(Span(match.start("x"), end, "NAME"))
     for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
         words = match["x"].split()
@@ -676,7 +707,8 @@ def _lexicon_spans(text: str) -> list[Span]:
             common = frequency(lower) >= COMMON_NAME_ZIPF
             at_start = bool(_SENTENCE_START.search(before))
             if _NAME_CUE.search(before) or (word[0].isupper() and _CAPITALISED_NAME_CUE.search(before)):
-                found = lower not in _MODALS or following in _PAST_SAYING or following.endswith("ed")
+                after = text[token.end() : token.end() + 1]
+                found = lower not in _MODALS or following in _PAST_SAYING or following.endswith("ed") or after in ",.!?"
             elif following == "here":
                 found = True
             elif at_start:  # "Hope had", "Joy's jab", "Ray from Leeds"
@@ -805,7 +837,7 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
                 start = span.end + lower.start("x")
                 found.append(Span(start, start + len(place), "LOCATION"))
             zip_code = re.match(
-                r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?,?\s+(?P<x>\d{5}(?:-\d{4})?)\b", text[span.end :]
+                r"(?:,?\s+[A-Za-z][a-z]+(?:\s+[A-Za-z][a-z]+)?)?,?\s+(?P<x>\d{4,5}(?:-\d{4})?)\b", text[span.end :]
             )
             if zip_code:
                 found.append(Span(span.end + zip_code.start("x"), span.end + zip_code.end("x"), "ZIP"))
