@@ -17,6 +17,7 @@ import numpy as np
 
 from qa_service.answering.calibration import ConfidenceModel
 from qa_service.answering.context import (
+    Topic,
     Turn,
     asks_it_all,
     leans_on_context,
@@ -167,28 +168,7 @@ class Answerer:
             else:
                 decision = self._decide(*next(ranked), limit)
                 if topic is not None:
-                    read, ranking = next(in_context)
-                    # a follow-up asks something new: not the entry that answered the turn before
-                    ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
-                    points_back = leans_on_context(text)
-                    entry = self.index.entry(topic.answer_id) if topic.answer_id else None
-                    in_scope = (
-                        points_back
-                        and entry is not None
-                        and bool(ranking)
-                        and same_subject(text, entry, ranking[0].entry)
-                    )
-                    followed = replace(self._decide(read, ranking, limit, in_scope=in_scope), context=topic.about)
-                    own, other = decision.answer, followed.answer
-                    decision = prefer_in_context(
-                        decision,
-                        followed,
-                        points_back=points_back,
-                        names_own=own is not None and other is not None and names_rather(text, own.entry, other.entry),
-                        names_unknown=decision.coverage is not None
-                        and decision.coverage.reason == "unknown_topic"
-                        and not (followed.answer is not None and asks_it_all(text, followed.answer.entry)),
-                    )
+                    decision = self._in_context(text, decision, topic, *next(in_context), limit)
             if earlier is not None and decision.status != "answered":
                 # the conversation told an emergency and this message asks nothing the FAQ answers:
                 # it is still about the emergency ("like 25 maybe, im just sleepy now")
@@ -196,6 +176,27 @@ class Answerer:
                 continue
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
         return decisions
+
+    def _in_context(
+        self, text: str, alone: Decision, topic: Topic, read: str, ranking: list[Candidate], limit: int
+    ) -> Decision:
+        """The reply to a message with a topic: its own (``alone``) or the reading in context (``read``
+        ranked as ``ranking``), as ``prefer_in_context`` chooses."""
+        # a follow-up asks something new: not the entry that answered the turn before
+        ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
+        points_back = leans_on_context(text)
+        entry = self.index.entry(topic.answer_id) if topic.answer_id else None
+        in_scope = points_back and entry is not None and bool(ranking) and same_subject(text, entry, ranking[0].entry)
+        followed = replace(self._decide(read, ranking, limit, in_scope=in_scope), context=topic.about)
+        own, other = alone.answer, followed.answer
+        unknown = alone.coverage is not None and alone.coverage.reason == "unknown_topic"
+        return prefer_in_context(
+            alone,
+            followed,
+            points_back=points_back,
+            names_own=own is not None and other is not None and names_rather(text, own.entry, other.entry),
+            names_unknown=unknown and not (other is not None and asks_it_all(text, other.entry)),
+        )
 
     def _question_of(self, entry_id: str) -> str | None:
         entry = self.index.entry(entry_id)
@@ -207,10 +208,9 @@ class Answerer:
         jab for it") do not make it another topic, and a message all of whose words the FAQ uses is
         not held to the similarity level (the intent checks and the confidence threshold still apply)."""
         coverage = self.coverage.assess(matched, ranking[0] if ranking else None)
-        if in_scope and coverage.reason == "unknown_topic":
+        own_words = coverage.reason == "below_uncovered_level" and coverage.unknown_share == 0  # "check her hair"
+        if in_scope and (coverage.reason == "unknown_topic" or own_words):
             coverage = replace(coverage, reason=None)
-        elif in_scope and coverage.reason == "below_uncovered_level" and coverage.unknown_share == 0:
-            coverage = replace(coverage, reason=None)  # every word is the FAQ's: "how do i check her hair"
         return decide(ranking, self.policy, self.confidence, limit, coverage)
 
     def _assess(self, text: str, turns: Sequence[Turn] | None) -> tuple[RedFlag | None, RedFlag | None, RedFlag | None]:

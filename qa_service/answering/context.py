@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa_service.corpus.entries import FaqEntry
-from qa_service.index.keywords import STOPWORDS, tokenize
+from qa_service.index.keywords import tokenize
 
 MAX_TURNS = 3  # the previous turns a request may carry
 
@@ -30,11 +30,7 @@ _POINTS_BACK = re.compile(
 )
 _CONTINUES = re.compile(r"^\W*(?:and|but|also|so|or|plus|then|what about|how about|what if|same for)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-# words that ask rather than name a topic: the keyword index's stopwords, and the words of chat
-_FUNCTION_WORDS = STOPWORDS | {
-    "what", "when", "where", "which", "who", "why", "how", "can", "could", "should", "would", "will", "get",
-    "tell", "know", "think", "please", "thanks", "thank", "hi", "hello", "ok", "okay", "just", "really", "about",
-}  # fmt: skip
+# words that ask rather than name a topic: function words and the words of chat
 _FUNCTION_WORDS = frozenset(
     [
         "a",

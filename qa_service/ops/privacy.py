@@ -484,7 +484,6 @@ _CALENDAR = (
     "monday tuesday wednesday thursday friday saturday sunday christmas easter"
 )
 _CALENDAR_WORDS = frozenset(_CALENDAR.split())
-_LOWERCASE_CUE_NAME_KINDS = ("NAME",)
 
 # words a cue may be followed by that are not names ("this is Tylenol", "I'm Pregnant")
 _NOT_NAMES = frozenset(
@@ -609,7 +608,8 @@ def eponym(text: str, end: int) -> bool:
     return bool(_EPONYM_AFTER.match(text, end))
 
 
-def _pattern_spans(text: str) -> list[Span]:
+def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
+    """The identifiers the patterns and word lists find; ``protected``: where the text's medical words are."""
     spans = []
     for pattern, kind in _PATTERNS:
         for match in pattern.finditer(text):
@@ -618,16 +618,14 @@ def _pattern_spans(text: str) -> list[Span]:
                 continue
             if kind in ("NAME", "LOCATION") and match["x"].split()[0].rstrip("'’") in _NOT_NAMES:
                 continue
-            titled = _TITLE_BEFORE.search(text, max(0, start - CUE_WINDOW), start) and not eponym(
-                text, end
-            )  # "Dr Parkinson says"
-            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]) and not titled:
-                continue  # "Back Pain Clinic here"
+            if kind == "NAME" and match["x"].istitle() and _common_phrase(match["x"]):  # "Back Pain Clinic here"
+                title = _TITLE_BEFORE.search(text, max(0, start - CUE_WINDOW), start)  # "Dr Parkinson says"
+                if title is None or eponym(text, end):
+                    continue
             if kind == "SIGN_OFF":
                 word = match["x"].lower()
-                known = word in given_names() and english_words().zipf(word) < COMMON_NAME_ZIPF
-                unknown = english_words().zipf(word) < RAREST_ZIPF
-                if not (known or unknown) or fold(word) in medical_terms() or word in _CALENDAR_WORDS:
+                unknown = english_words().zipf(word) < RAREST_ZIPF and fold(word) not in medical_terms()
+                if not (_given_name(word) or unknown):
                     continue
                 kind = "NAME"
             if kind == "PLACE_BEFORE_SITE":
@@ -657,16 +655,14 @@ def _pattern_spans(text: str) -> list[Span]:
                 break
             end = match.start("x") + len(" ".join(words))
             fits = [re.fullmatch(_PARTICLE, w) or _lowercase_name(w, RARE_NAME_ZIPF) for w in words[:-1]]
-            medical = (
-                _overlaps(Span(match.start("x"), end, ""), protected_spans(text)) and not titled
-            )  # "Hashimotos here"
+            medical = _overlaps(Span(match.start("x"), end, ""), protected) and not titled  # "Hashimotos here"
             if words and all(fits) and not eponym(text, end) and not medical:
                 spans.append(Span(match.start("x"), end, "NAME"))
     for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
         words = match["x"].split()
         if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
-    spans += _lexicon_spans(text)
+    spans += _lexicon_spans(text, protected)
     for match in _LOWERCASE_INTRODUCTION.finditer(text):  # "i'm carla mendes": two rare words are a name
         words = match["x"].split()
         rare = [english_words().zipf(word.lower()) < LOWERCASE_INTRODUCTION_ZIPF for word in words]
@@ -675,7 +671,7 @@ def _pattern_spans(text: str) -> list[Span]:
     return spans
 
 
-def _lexicon_spans(text: str) -> list[Span]:
+def _lexicon_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
     """Given names and places from the bundled lists (``given_names()``, ``places()``), where the
     words around say they are one: a given name after a title, role or introduction ("dr hope", "its
     chloe"), before "here", opening a sentence before a verb ("Hope had", "mark has"), or capitalised
@@ -686,7 +682,6 @@ def _lexicon_spans(text: str) -> list[Span]:
     words = [token[0] for token in tokens]
     title_case = len(words) >= 4 and sum(word[0].isupper() for word in words) > 0.6 * len(words)
     frequency = english_words().zipf
-    protected = protected_spans(text)
     for index, token in enumerate(tokens):
         word = re.sub(r"['’]s$", "", token[0])
         lower = word.lower()
@@ -893,12 +888,12 @@ class Deidentifier:
 
     def find(self, text: str) -> list[Span]:
         """The identifiers in ``text``, in order, not overlapping."""
-        spans = _pattern_spans(text)
+        protected = protected_spans(text)
+        spans = _pattern_spans(text, protected)
         if self.names is not None:
             from qa_service.ops.entities import worth_reading
 
             if worth_reading(text, medical_terms()):
-                protected = protected_spans(text)
                 found = (Span(start, end, kind) for start, end, kind in self.names.find(text))
                 spans += [
                     _model_span(text, span)
