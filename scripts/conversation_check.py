@@ -13,10 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from qa_service.tooling.conversations import check
+from qa_service.tooling.conversations import UNCOVERED_FILES, check
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "conversations"
-UNCOVERED = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
 
 
 def main() -> int:
@@ -30,7 +29,7 @@ def main() -> int:
             Path(work),
             corpus_dir=DATA.parent.parent.parent / "corpus",
             clinic_faq=DATA / "clinic_faq.yaml",
-            uncovered=[DATA.parent / name for name in UNCOVERED],
+            uncovered=[DATA.parent / name for name in UNCOVERED_FILES],
         )
     for name, row in result.rows.items():
         print(f"{name:28} {json.dumps(row)}")

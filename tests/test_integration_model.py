@@ -220,7 +220,6 @@ def test_each_patient_word_of_the_synonyms_finds_an_entry_in_the_faq_s_words(
 
 
 SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl")
-UNCOVERED = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +244,14 @@ def test_conversations_follow_ups_standalone_questions_and_emergencies(
     alone; standalone questions not changed overall; emergencies over several messages all
     escalated; alarming but benign words never escalated; questions the FAQ does not cover answered
     after a turn it answered 25 of 479 times (17 alone)."""
-    from qa_service.tooling.conversations import load_conversations, off_topic, report, run
+    from qa_service.tooling.conversations import (
+        UNCOVERED_FILES,
+        load_conversations,
+        off_topic,
+        report,
+        run,
+        uncovered_questions,
+    )
 
     folder = DATA / "conversations"
     chats = [c for name in SETS for c in load_conversations(folder / name)]
@@ -259,6 +265,5 @@ def test_conversations_follow_ups_standalone_questions_and_emergencies(
     assert follow_ups["right_with_context"] >= 0.60 and follow_ups["right_alone"] <= 0.3
     standalone = rows["standalone"]
     assert standalone["p_at_1_with_context"] >= standalone["p_at_1_alone"] - 0.01
-    questions = [json.loads(line)["query"] for name in UNCOVERED for line in (DATA / name).read_text().splitlines()]
-    leaks = off_topic(bundled, questions)
+    leaks = off_topic(bundled, uncovered_questions([DATA / name for name in UNCOVERED_FILES]))
     assert leaks["answered_in_context"] <= leaks["answered_alone"] + 12, leaks

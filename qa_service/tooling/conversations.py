@@ -134,6 +134,13 @@ def misses(outcomes: Sequence[Outcome], *, half: str | None = None) -> list[str]
 
 # a turn of the bundled corpus after which questions it does not cover are asked (``off_topic``)
 OFF_TOPIC_TURN = Turn("what is a back spasm?", "what-is-a-spasm-in-the-back")
+# the question files of tests/data the bundled corpus does not cover
+UNCOVERED_FILES = ("offtopic_queries.jsonl", "uncovered_health.tune.jsonl", "uncovered_health.report.jsonl")
+
+
+def uncovered_questions(paths: Sequence[Path]) -> list[str]:
+    """The ``query`` of every line of the question files ``paths``."""
+    return [json.loads(line)["query"] for path in paths for line in path.read_text("utf-8").splitlines() if line]
 
 
 def off_topic(answerer: Answerer, questions: Sequence[str], turn: Turn = OFF_TOPIC_TURN) -> dict[str, Any]:
@@ -174,9 +181,7 @@ def check(
         for name, answerer in answerers.items():
             outcomes += run(answerer, [c for c in chats if c.corpus == name])
     result = report(outcomes)
-    questions = [
-        json.loads(line)["query"] for path in uncovered for line in path.read_text("utf-8").splitlines() if line
-    ]
+    questions = uncovered_questions(uncovered)
     if questions:
         result.rows["off_topic_after_a_turn"] = off_topic(answerers["bundled"], questions)
     return result, misses(outcomes)
