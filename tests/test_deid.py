@@ -28,7 +28,7 @@ def reports() -> dict[str, DeidReport]:
     return run(SET)
 
 
-@pytest.fixture(scope="module", params=["fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl"])
+@pytest.fixture(scope="module", params=["fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl", "fresh5.jsonl"])
 def fresh(request: pytest.FixtureRequest) -> tuple[str, DeidReport]:
     return request.param, run(FRESH.parent / request.param, halves=False)["all"]
 
@@ -54,8 +54,14 @@ def test_medical_terms_survive(reports: dict[str, DeidReport]) -> None:
 
 
 # Recall on each fresh set when it was last measured, rounded down: each was written by another hand
-# and first run unseen (0.7227, 0.8919, 0.8556 and 0.8221), then tuned on; docs/benchmarks.md has the figures.
-FRESH_FLOORS = {"fresh.jsonl": 0.98, "fresh2.jsonl": 0.99, "fresh3.jsonl": 0.94, "fresh4.jsonl": 0.89}
+# and first run unseen (0.7227, 0.8919, 0.8556, 0.8221 and 0.8359), then tuned on; docs/benchmarks.md has the figures.
+FRESH_FLOORS = {
+    "fresh.jsonl": 0.99,
+    "fresh2.jsonl": 0.99,
+    "fresh3.jsonl": 0.94,
+    "fresh4.jsonl": 0.91,
+    "fresh5.jsonl": 0.97,
+}
 
 
 def test_the_fresh_sets(fresh: tuple[str, DeidReport]) -> None:
@@ -148,6 +154,32 @@ def test_the_issues_example() -> None:
         ("Age: 93. Condition: leg ulcer", "Age: [age 90+]. Condition: leg ulcer"),
         ("post it to 12 Harbour Parade, Timaru 7910", "post it to [address], [place] [zip]"),
         ("malik osei here, the cream worked", "[name] here, the cream worked"),
+        ("my hospital no. is KTH/40213 for the refill", "my hospital no. is [number] for the refill"),
+        ("the medicare card number is 4417 29051 2", "the medicare card number is [number]"),
+        ("NHI ZXC 4821, repeat of Losec", "NHI [number], repeat of Losec"),
+        ("she had the fall on the seventh of may", "she had the fall on [date]"),
+        ("off sick 3 to 5 March with gastro", "off sick [date] with gastro"),
+        ("is my scan still on for the thirty-first?", "is my scan still on for the [date]?"),
+        ("born eleventh of june nineteen fifty one", "born [date]"),
+        ("a grey corolla KJD 714 ZP is parked across the ramp", "a grey corolla [vehicle] is parked across the ramp"),
+        ("my aunty Fetu turns ninety next week", "my aunty [name] turns [age 90+] next week"),
+        ("we live at 9 Voortrekkerweg, Worcester 6850", "we live at [address], [place] [zip]"),
+        ("our flat is 3/18 Rata Street in Timaru", "our flat is [address] in [place]"),
+        ("i reside at No 7 Bode Thomas, Surulere", "i reside at [address], [place]"),
+        ("im in leeds for the week, can i get my pill here", "im in [place] for the week, can i get my pill here"),
+        ("seen at Dunedin Hospital last year", "seen at [place] last year"),
+        ("we're in Cabramatta 2166, near the station", "we're in [place] [zip], near the station"),
+        ("thanks for the help. Rhiannon Pryce", "thanks for the help. [name]"),
+        ("the rash is back - Olumide", "the rash is back - [name]"),
+        ("Best wishes,\nSiobhán", "Best wishes,\n[name]"),
+        ("me and chiamaka both have the flu", "me and [name] both have the flu"),
+        ("my son will has a cough", "my son [name] has a cough"),
+        (
+            "my surname is Crohn and the bot keeps sending me bowel advice",
+            "my surname is [name] and the bot keeps sending me bowel advice",
+        ),
+        ("Dear Dr Adeyemi-Jones, thank you", "Dear Dr [name], thank you"),
+        ("my gf Summer has migraines", "my gf [name] has migraines"),
     ],
 )
 def test_each_identifier_type(text: str, expected: str) -> None:
@@ -177,6 +209,12 @@ def test_each_identifier_type(text: str, expected: str) -> None:
         "carpal tunnel since the baby, splint isn't helping",
         "will physio fix my posture",
         "does the Glasgow coma scale get done here",
+        "my dad hit his head on the cupboard",
+        "the pain goes into my right buttock and i cant sit",
+        "can you catch Lassa fever or Rocky Mountain spotted fever in Europe",
+        "are mosquito bites a worry on chemo",
+        "the ECG showed ST changes",
+        "we went to Australia and Singapore last year",
     ],
 )
 def test_medical_words_survive(text: str) -> None:

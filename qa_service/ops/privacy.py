@@ -52,91 +52,102 @@ COMMON_NAME_ZIPF = 4.5  # a capitalised given name this common as a word ("Hope"
 SURNAME_ZIPF = 4.0  # an unknown capitalised word after a given name rarer than this is the surname ("Lucy Chen")
 COMMON_SURNAME_ZIPF = 5.0  # a known family name after a given name this common as a word ("brown") is the word
 LOWERCASE_PLACE_ZIPF = 3.5  # a lowercase town after "in", "around" ... this rare as a word ("around parramatta")
+SELF_PLACE_ZIPF = 4.6  # after "im in" / "we're at", a lowercase town rarer than this ("im in leeds"; not "im in pain")
 PLACE_WORD_ZIPF = 5.0  # a capitalised place after "in"/"at" this common as a word ("Home") is not taken for a town
 
+
+def _word_list(name: str) -> frozenset[str]:
+    text = resources.files("qa_service").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 # states and countries may stay (HIPAA Safe Harbor removes geography below state level)
-KEPT_PLACES = frozenset(
-    name.lower()
-    for name in [
-        "Alabama",
-        "Alaska",
-        "Arizona",
-        "Arkansas",
-        "California",
-        "Colorado",
-        "Connecticut",
-        "Delaware",
-        "Florida",
-        "Georgia",
-        "Hawaii",
-        "Idaho",
-        "Illinois",
-        "Indiana",
-        "Iowa",
-        "Kansas",
-        "Kentucky",
-        "Louisiana",
-        "Maine",
-        "Maryland",
-        "Massachusetts",
-        "Michigan",
-        "Minnesota",
-        "Mississippi",
-        "Missouri",
-        "Montana",
-        "Nebraska",
-        "Nevada",
-        "Ohio",
-        "Oklahoma",
-        "Oregon",
-        "Pennsylvania",
-        "Tennessee",
-        "Texas",
-        "Utah",
-        "Vermont",
-        "Virginia",
-        "Washington",
-        "Wisconsin",
-        "Wyoming",
-        "America",
-        "USA",
-        "US",
-        "U.S.",
-        "UK",
-        "Britain",
-        "England",
-        "Scotland",
-        "Wales",
-        "Ireland",
-        "Canada",
-        "Mexico",
-        "India",
-        "China",
-        "Japan",
-        "Germany",
-        "France",
-        "Spain",
-        "Italy",
-        "Europe",
-        "Asia",
-        "Africa",
-    ]
-) | {
-    "new hampshire",
-    "new jersey",
-    "new mexico",
-    "north carolina",
-    "north dakota",
-    "rhode island",
-    "south carolina",
-    "south dakota",
-    "west virginia",
-    "united states",
-    "the united states",
-    "united kingdom",
-    "the united kingdom",
-    "northern ireland",
-}
+KEPT_PLACES = (
+    frozenset(
+        name.lower()
+        for name in [
+            "Alabama",
+            "Alaska",
+            "Arizona",
+            "Arkansas",
+            "California",
+            "Colorado",
+            "Connecticut",
+            "Delaware",
+            "Florida",
+            "Georgia",
+            "Hawaii",
+            "Idaho",
+            "Illinois",
+            "Indiana",
+            "Iowa",
+            "Kansas",
+            "Kentucky",
+            "Louisiana",
+            "Maine",
+            "Maryland",
+            "Massachusetts",
+            "Michigan",
+            "Minnesota",
+            "Mississippi",
+            "Missouri",
+            "Montana",
+            "Nebraska",
+            "Nevada",
+            "Ohio",
+            "Oklahoma",
+            "Oregon",
+            "Pennsylvania",
+            "Tennessee",
+            "Texas",
+            "Utah",
+            "Vermont",
+            "Virginia",
+            "Washington",
+            "Wisconsin",
+            "Wyoming",
+            "America",
+            "USA",
+            "US",
+            "U.S.",
+            "UK",
+            "Britain",
+            "England",
+            "Scotland",
+            "Wales",
+            "Ireland",
+            "Canada",
+            "Mexico",
+            "India",
+            "China",
+            "Japan",
+            "Germany",
+            "France",
+            "Spain",
+            "Italy",
+            "Europe",
+            "Asia",
+            "Africa",
+        ]
+    )
+    | {
+        "new hampshire",
+        "new jersey",
+        "new mexico",
+        "north carolina",
+        "north dakota",
+        "rhode island",
+        "south carolina",
+        "south dakota",
+        "west virginia",
+        "united states",
+        "the united states",
+        "united kingdom",
+        "the united kingdom",
+        "northern ireland",
+    }
+    | _word_list("countries.txt")
+)
 _MONTHS = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
@@ -148,15 +159,30 @@ _STATES = (
 )
 _STATE_SET = frozenset(_STATES.split("|"))
 _DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_UNIT_ORDINAL = r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)"
+_SPELLED_DAY = (  # "fourth", "twenty-third", "thirty first"
+    rf"(?:(?:twenty|thirty)[\s-]?{_UNIT_ORDINAL}|thirtieth|twentieth|tenth|eleventh|twelfth|thirteenth|"
+    rf"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|{_UNIT_ORDINAL})"
+)
+_SPELLED_YEAR = (  # "nineteen sixty two", "two thousand and five"
+    r"(?:nineteen|twenty)[\s-]+(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+"
+    r"(?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|oh[\s-]+(?:one|two|three|four|five|six|seven|eight|nine))"
+    r"|two thousand(?:\s+and)?(?:\s+(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty(?:[\s-]+(?:one|two|three|four|five|six))?))?"
+)
 _MONTH = r"(?:0?[1-9]|1[0-2])"
 _AU_STATES = "NSW|VIC|Vic|QLD|Qld|WA|SA|TAS|Tas|ACT|NT"
 _PROVINCES = "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NU"
-_CAP = r"[A-Z](?:['’][A-Z])?[a-z\u00df-\u00ff\u0101-\u017f'’-]+"
+_CAP = (
+    r"[A-Z\u00c0-\u00de\u0100-\u017e\u1e00-\u1efe](?:['’][A-Z])?[a-z\u00df-\u00ff\u0101-\u017f\u1e01-\u1eff'’]*"
+    r"[a-z\u00df-\u00ff\u0101-\u017f\u1e01-\u1eff](?:-[A-Za-z][a-z\u00df-\u00ff\u0101-\u017f\u1e01-\u1eff]+)*"
+)
 _PROPER = rf"{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?(?:\s+{_CAP})?"
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|Boulevard|Blvd|Way|Place|Pl|Terrace|Circle|"
     r"Highway|Hwy|Parkway|Pkwy|Square|Sq|Close|Crescent|Cres|Grove|Gardens|Mews|Walk|Row|Rise|Hill|Park|Parade|Pde|"
-    r"Esplanade|Quay|Wharf|Broadway|"
+    r"Esplanade|Quay|Wharf|Broadway|Tce|Cross|Main|"
     r"Cottages|Green|View|Vale)\b\.?"
 )
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s*#?\w+)"
@@ -167,18 +193,26 @@ _RELATIVE = (
     r"neighbou?r|boyfriend|girlfriend|partner|fianc[eé]e?|uncle|aunt|nephew|niece|cousin|grandson|"
     r"granddaughter|grandmother|grandfather|grandma|grandpa|grandad|granddad|nan|nana|nanna|gran|granny|ex|"
     r"stepson|stepdaughter|stepdad|stepmum|stepmom|twins?|flatmate|roommate|housemate|landlord|landlady|coworker|co-worker|colleague|boss|caregiver|"
-    r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby|bro|sis|hubby|gramps)"
+    r"carer|therapist|physio|trainer|mother-in-law|father-in-law|sister-in-law|brother-in-law|baby|bro|sis|hubby|gramps|"
+    r"gf|bf|aunty|auntie|mam|tita|tito|lola|lolo|kuya|akka|amma|appa)"
 )
 _ID_KEYWORD = (
     r"(?:mrn|medical record(?: number)?|record number|chart(?: number)?|patient id|account(?: number)?|acct|"
     r"member(?: id)?|policy(?: number)?|group(?: number)?|claim(?: number)?|case(?: number)?|"
     r"(?:driver'?s )?licen[cs]e(?: number)?|ssn|social security(?: number)?|medicare(?: number)?|"
     r"medicaid(?: id)?|nhs number|health card|employee id|rx(?: number)?|prescription number|invoice|"
-    r"insurance(?: id| number)?|(?:aetna|bcbs|cigna|kaiser|humana|united) (?:id|member)|id)"
+    r"insurance(?: id| number)?|(?:aetna|bcbs|cigna|kaiser|humana|united) (?:id|member)|id|"
+    # numbers of other countries' health systems and IDs, and a hospital's own ("hospital no.")
+    r"hospital(?=\s+(?:number|no|num|#)\b)|uhid|nhi|ihi|chi number|crn|ohip|medical aid(?: number)?|philhealth|aadhaar|"
+    r"nric|pps(?:n| number)|passport(?: number)?|student (?:id|number)|mykad|emirates id|card number|"
+    r"(?:booking |case )?ref(?:erence)?(?: number| no)?)"
 )
 _CODE = r"(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{5,12}\b"  # letters and digits together, upper case
-_VALUE = r"#?(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]*(?:[ ](?=[A-Z0-9-]*\d)(?:[A-Z0-9-]{2,}|\d\b)){0,2}"
-_KEYED_VALUE = r"(?:\s*(?:number|no|#|is|was|:|id)\b\.?)*[\s:#]*"
+_VALUE = (
+    r"#?(?:[A-Z]{2,4}[ ]\d{3,}\b"  # NHI JKL 7720
+    r"|(?=[A-Z0-9/-]*\d)[A-Z0-9][A-Z0-9/-]*(?:[ ](?=[A-Z0-9-]*\d)(?:[A-Z0-9-]{2,}|\d\b)){0,2})"  # MDU/2025/018834
+)
+_KEYED_VALUE = r"(?:\s*(?:number|no|num|#|is|was|:|id|card)\b\.?)*[\s:#]*"
 
 # (pattern, kind); a pattern with a group named "x" replaces only that group
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -209,6 +243,31 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(
             r"(?:\b(?i:on|by|to|till|til|until|from|since|before|after|due|for|of|around|about)\s+|^)(?i:the)\s+"
             r"(?P<x>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?!\s+(?i:time|day|week|month|year|dose|cycle|floor|of))"
+        ),
+        "DATE",
+    ),
+    # dates in words: "the fourth of june", "march the twenty-third", "nineteenth of august nineteen sixty two",
+    # and a spelled ordinal on its own after "on the" ("still on for the twenty-first?")
+    (
+        re.compile(
+            rf"\b(?:the\s+)?{_SPELLED_DAY}\s+(?:of\s+)?{_MONTHS}\b(?:,?\s+(?:{_SPELLED_YEAR}|\d{{4}})\b)?"
+            rf"|\b{_MONTHS}\s+(?:the\s+)?{_SPELLED_DAY}\b(?:,?\s+(?:{_SPELLED_YEAR}|\d{{4}})\b)?",
+            re.IGNORECASE,
+        ),
+        "DATE",
+    ),
+    (
+        re.compile(
+            rf"\b(?i:on|by|till|until|for|since|before|after|due)\s+(?i:the)\s+(?P<x>(?i:{_SPELLED_DAY}))"
+            r"(?=\s*(?:[?!.,;]|$|\s+(?:at|of\s+(?:this|next|last)\s+month)\b))"
+        ),
+        "DATE",
+    ),
+    # a range: "10 to 12 Feb", "3-5 March"
+    (
+        re.compile(
+            rf"\b{_DAY}(?:st|nd|rd|th)?\s*(?:to|-|–|till|until)\s*{_DAY}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}\b",
+            re.IGNORECASE,
         ),
         "DATE",
     ),
@@ -252,7 +311,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"(?:\b[A-Z][a-z]+|\b{_RELATIVE}),\s+(?P<x>9\d|1[01]\d)\s*(?=,|\)|$)"), "AGE"),
     (
         re.compile(
-            r"(?:\b(?:i'?m|i am|is|was|aged?|turned|(?:he|she)'?s|they'?re)|['’]s)\s+"
+            r"(?:\b(?:i'?m|i am|is|was|aged?|turn(?:ed|s|ing)|(?:he|she)'?s|they'?re)|['’]s|[A-Z][a-z]+,)\s+"
             r"(?P<x>(?:ninety|a hundred|one hundred)"
             r"(?:[\s-]+(?:and\s+)?(?:one|two|three|four|five|six|seven|eight|nine|ten))?)\b",
             re.IGNORECASE,
@@ -263,7 +322,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             rf"\b(?:licen[cs]e plate|plate|vin|registration|reg)(?:\s+(?:number|no\.?))?(?:\s+is)?[\s:#]*"
-            rf"(?P<x>[A-Z]{{1,3}}[ -]\d{{2,6}}\b|{_VALUE})",
+            rf"(?P<x>[A-Z]{{1,3}}[ -]\d{{2,6}}(?:[ -]\d{{2,6}})?\b|{_VALUE})",
             re.IGNORECASE,
         ),
         "VEHICLE",
@@ -276,6 +335,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "DEVICE",
     ),
     (re.compile(r"\b[A-Z]{2}\d{2}\s?[A-Z]{3}\b"), "VEHICLE"),  # UK plates: BD51 SMR
+    (re.compile(r"\b[A-Z]{2,3}[ -]\d{3,4}[ -][A-Z]{1,2}\b"), "VEHICLE"),  # Nigerian, South African: LSD 482 XY
     (re.compile(r"\b[A-Z]{2}\s?\d{1,2}\s?[A-Z]{1,3}\s?\d{4}\b"), "VEHICLE"),  # Indian plates: MH 12 AB 3456
     # a code of letters and digits after the thing it names: "rego YHT45K", "car is KHT442",
     # "transmitter 8G4KJ2", "pump serial ..."
@@ -323,12 +383,22 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # street addresses: 42 Oak Street, 350 W 42nd St, Apt 4B, PO Box 1187, "on Main Street"
     (
         re.compile(
-            rf"(?:\b(?i:apt|apartment|suite|unit|flat)\.?\s*#?\w+,?\s+)?\b\d{{1,6}}[A-Z]?\s+(?:{_DIRECTION}\s+)?"
+            rf"(?:\b(?i:apt|apartment|suite|unit|flat)\.?\s*#?(?:(?=\w*\d)\w+|[A-Z]\b),?\s+)?\b(?:\d{{1,4}}[A-Za-z]?/)?\d{{1,6}}[A-Za-z]?\s+"
+            rf"(?:{_DIRECTION}\s+)?"
             rf"(?:{_CAP}|\d+(?:st|nd|rd|th))(?:\s+{_CAP}){{0,2}}\s+{_STREET}{_UNIT}?"
         ),
         "ADDRESS",
     ),
     (re.compile(r"\b\d{1,6}\s+County\s+(?:Road|Rd)\s+\d+\b"), "ADDRESS"),
+    (re.compile(r"\b\d{1,5}[A-Za-z]?\s+[A-Z][a-z]+(?:straat|weg|laan|strasse|straße|gasse|plein|singel)\b"), "ADDRESS"),
+    # "No 14 Adeola Odeku", "No. 45, 3rd Cross, 5th Main" after "at" or "address"
+    (
+        re.compile(
+            rf"\b(?i:at|address(?:\s+is)?:?)\s+(?P<x>(?i:no|number)\.?\s*\d{{1,5}}[A-Za-z]?,?\s+"
+            rf"(?:{_CAP}|\d+(?:st|nd|rd|th))(?:\s+{_CAP}){{0,2}}(?:,\s+\d+(?:st|nd|rd|th)\s+{_CAP}(?:\s+{_CAP})?)*)"
+        ),
+        "ADDRESS",
+    ),
     # a house name and its street: "The Old Rectory, Church Lane", "Rose Cottage, Mill Road"
     (
         re.compile(
@@ -360,10 +430,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # names after a cue
     (
         re.compile(
-            r"\b(?i:my name is|my name's|name is|(?:patient |full |first |last )?name\s*[:-]|patient\s*:|pt\s*:|"
+            r"\b(?i:my name is|my name's|name is|(?:my )?(?:surname|family name|last name) is|"
+            r"(?:patient |full |first |last )?name\s*[:-]|patient\s*:|pt\s*:|"
             r"from\s*:|i am called|"
             r"i'm called|call me|this is|it's|its|hi,? it's|"
-            rf"regards,?|thanks,?|thank you,?|cheers,?|sincerely,?)\s+(?P<x>{_PROPER})"
+            rf"regards,?|thanks,?|thank you,?|cheers,?|sincerely,?|best wishes,?|many thanks,?|love,?|"
+            rf"yours (?:faithfully|sincerely|truly),?)\s+(?P<x>{_PROPER})"
         ),
         "NAME",
     ),
@@ -376,7 +448,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "NAME",
     ),
     # a name signing off a message: "..., sarah", ". Thandiwe" (a known or unknown given name, checked later)
-    (re.compile(r"(?:[,.!?]|\n)\s*(?P<x>[A-Za-z][a-z]{2,})\s*[.!]?\s*$"), "SIGN_OFF"),
+    (re.compile(r"(?:[,.!?]|\n)\s*(?P<x>[A-Za-z][a-z\u00df-\u00ff]{2,})(?:\s+x+)?\s*[.!]?\s*$"), "SIGN_OFF"),
+    # a full name ending a message after a sentence or a dash: "nobody rang. Gwen Prosser", "- Kehinde A."
+    (re.compile(rf"(?:[.!?]\s+|\n\s*)(?P<x>{_CAP}\s+(?:{_CAP}|[A-Z]\.))\s*[.!]?\s*$"), "FULL_SIGN_OFF"),
+    (re.compile(rf"\s[-–—]\s*(?P<x>{_CAP}(?:\s+(?:{_CAP}|[A-Z]\.))?)\s*[.!]?\s*$"), "DASH_SIGN_OFF"),
     # a town after "live in", "moved to", "from" ... (states and countries stay)
     (
         re.compile(
@@ -415,9 +490,11 @@ _BARE_RELATIVE_NAME = re.compile(rf"\b{_RELATIVE}(?:\s+is)?\s+\(?(?P<x>{_LOWER})
 _LOWERCASE_TITLE_NAME = re.compile(
     rf"\b(?:dr|mr|mrs|ms|miss|nurse)\.?\s+(?P<x>(?:{_PARTICLE}\s+){{0,2}}{_LOWER}(?:\s+{_LOWER})?)(?![\w'’-])"
 )
+_OBJECT_AFTER = re.compile(r"\s+(?:his|her|my|their|our|your|the|a|an|him|them|me|it|up|down|out|off)\b")
 _LOWERCASE_HERE = re.compile(r"(?:^|[.,!?]\s*)(?:(?:hi|hey|hello),?\s+)?(?P<x>[a-z]{3,}(?:\s+[a-z]{3,})?)\s+here\b")
 _SENTENCE_START_PAIR = re.compile(rf"(?:^|[.!?]\s+)(?P<x>{_CAP}[ \t]+{_CAP})\b")
 _PAIR = re.compile(r"\s+(?:and|&)\s+")
+_ME_AND = re.compile(r"\b(?:me)\s+(?:and|&)\s+(?P<x>[a-z]{3,})\b|\b(?P<y>[a-z]{3,})\s+(?:and|&)\s+(?:me|i)\b")
 # words after "my husband" that carry on the sentence (verbs and adverbs a rarity threshold lets through)
 _CONTINUATION_WORDS = (
     # verbs, adverbs and contractions without their apostrophe
@@ -438,7 +515,8 @@ _PHONE = "PHONE"
 _LEADING_TITLE = re.compile(r"(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Nurse)\.?\s+")
 _TRAILING_STATE = re.compile(rf",?\s+(?:{_STATES}|{_AU_STATES}|{_PROVINCES})$")
 _TITLE_BEFORE = re.compile(
-    rf"(?:\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Professor)\.?|\b(?i:my|our|his|her|their)\s+{_RELATIVE},?)\s+$"
+    rf"(?:\b(?:Dr|Mr|Mrs|Ms|Mx|Prof|Professor)\.?|\b(?i:my|our|his|her|their)\s+{_RELATIVE},?"
+    r"|\b(?i:surname|family name|last name) is)\s+$"
 )
 # given names and places from the bundled lists (see _lexicon_spans)
 _TOKEN = re.compile(r"(?<![\w'’-])[^\W\d_]+(?:['’-][^\W\d_]+)*")
@@ -474,11 +552,13 @@ _AFTER_SUBJECT_WORDS = (
 )
 _AFTER_SUBJECT = frozenset(_AFTER_SUBJECT_WORDS.split())
 _MODALS = frozenset(["will", "may", "can", "must", "might", "should", "would", "could"])
+_NOT_AFTER_MODAL = frozenset(["has", "is", "was", "had", "does", "keeps", "gets", "needs"])  # "my son will has"
 _PAST_SAYING = frozenset(
     ["said", "says", "told", "thinks", "thought", "wants", "wanted", "reckons", "suggested", "recommended"]
 )
 _PLACE_CUE = re.compile(r"\b(?i:in|at|near|nr|around|round|outside|from|to|by|visiting)\s+$")
 _STRONG_PLACE_CUE = re.compile(r"\b(?i:live|lives|living|lived|moved|moving|based|from)\s+(?:(?i:in|to|near)\s+)?$")
+_SELF_PLACE_CUE = re.compile(r"\b(?i:i'?m|i’m|i am|we'?re|we’re|we are)\s+(?i:in|at)\s+$")  # "im in leeds"
 _CALENDAR = (
     "january february march april may june july august september october november december "
     "monday tuesday wednesday thursday friday saturday sunday christmas easter"
@@ -550,11 +630,6 @@ def medical_terms() -> frozenset[str]:
     return frozenset(fold(term) for term in _word_list("medical_terms.txt"))
 
 
-def _word_list(name: str) -> frozenset[str]:
-    text = resources.files("qa_service").joinpath(f"data/{name}").read_text(encoding="utf-8")
-    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-
-
 @functools.cache
 def given_names() -> frozenset[str]:
     """Given names of 86 locales (``qa_service/data/given_names.txt``, from Faker; lower case)."""
@@ -622,6 +697,18 @@ def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
                 title = _TITLE_BEFORE.search(text, max(0, start - CUE_WINDOW), start)  # "Dr Parkinson says"
                 if title is None or eponym(text, end):
                     continue
+            if kind == "DASH_SIGN_OFF":  # "... - Karthik": a word that is no common English or medical word
+                first = match["x"].split()[0].lower()
+                if english_words().zipf(first) >= UNKNOWN_WORD_ZIPF and not _given_name(first):
+                    continue
+                if fold(first) in medical_terms():
+                    continue
+                kind = "NAME"
+            if kind == "FULL_SIGN_OFF":
+                first = match["x"].split()[0].lower()
+                if not (_given_name(first) or first in given_names()) or fold(first) in medical_terms():
+                    continue
+                kind = "NAME"
             if kind == "SIGN_OFF":
                 word = match["x"].lower()
                 unknown = english_words().zipf(word) < RAREST_ZIPF and fold(word) not in medical_terms()
@@ -638,10 +725,17 @@ def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
                 continue
             spans.append(Span(start, end, kind))
     for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
-        if _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
+        if _OBJECT_AFTER.match(text, match.end("x")):  # "my dad hit his head": a verb
+            continue
+        modal_name = match["x"] in _MODALS and bool(
+            re.match(rf"\s+(?:{'|'.join(_NOT_AFTER_MODAL)})\b", text[match.end("x") :])
+        )
+        if modal_name or _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     for match in _BARE_RELATIVE_NAME.finditer(text):
         word = match["x"]
+        if _OBJECT_AFTER.match(text, match.end("x")):  # "my dad hit his head": a verb
+            continue
         if _given_name(word) or (word in given_names() and _lowercase_name(word, LOWERCASE_NAME_ZIPF)):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     for pattern in (_LOWERCASE_TITLE_NAME, _LOWERCASE_HERE):  # "dr okafor", "amber here", "dr van der merwe"
@@ -658,6 +752,11 @@ def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
             medical = _overlaps(Span(match.start("x"), end, ""), protected) and not titled  # "Hashimotos here"
             if words and all(fits) and not eponym(text, end) and not medical:
                 spans.append(Span(match.start("x"), end, "NAME"))
+    for match in _ME_AND.finditer(text):  # "me and bongani", "tayo and i"
+        word = match["x"] or match["y"]
+        if _given_name(word) or (match["x"] and _unknown_word(word)):  # "my buttock and i": a known name only
+            start = match.start("x") if match["x"] else match.start("y")
+            spans.append(Span(start, start + len(word), "NAME"))
     for match in _SENTENCE_START_PAIR.finditer(text):  # "Olumide Adeyemi needs ...": two unknown words
         words = match["x"].split()
         if all(english_words().zipf(w.lower()) < UNKNOWN_WORD_ZIPF and w.lower() not in medical_terms() for w in words):
@@ -703,7 +802,13 @@ def _lexicon_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
             at_start = bool(_SENTENCE_START.search(before))
             if _NAME_CUE.search(before) or (word[0].isupper() and _CAPITALISED_NAME_CUE.search(before)):
                 after = text[token.end() : token.end() + 1]
-                found = lower not in _MODALS or following in _PAST_SAYING or following.endswith("ed") or after in ",.!?"
+                found = (
+                    lower not in _MODALS
+                    or following in _PAST_SAYING
+                    or following in _NOT_AFTER_MODAL
+                    or following.endswith("ed")
+                    or after in ",.!?"
+                )
             elif following == "here":
                 found = True
             elif at_start:  # "Hope had", "Joy's jab", "Ray from Leeds"
@@ -739,8 +844,15 @@ def _lexicon_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
                         spans.append(Span(place[0].start(), place[-1].end(), "LOCATION"))
                     break
         elif word.islower() and lower in places() and lower not in KEPT_PLACES:
-            strong = _STRONG_PLACE_CUE.search(before)
-            rare = frequency(lower) < (RARE_NAME_ZIPF if strong else LOWERCASE_PLACE_ZIPF)
+            strong = _STRONG_PLACE_CUE.search(before) or _SELF_PLACE_CUE.search(before)
+            limit = (
+                SELF_PLACE_ZIPF
+                if _SELF_PLACE_CUE.search(before)
+                else RARE_NAME_ZIPF
+                if strong
+                else LOWERCASE_PLACE_ZIPF
+            )
+            rare = frequency(lower) < limit
             if rare and (strong or _PLACE_CUE.search(before)):
                 spans.append(Span(token.start(), token.end(), "LOCATION"))
     return spans
@@ -749,7 +861,7 @@ def _lexicon_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
 def _given_name(word: str) -> bool:
     """Whether a lowercase ``word`` is a given name and not a common or medical word."""
     return (
-        word in given_names()
+        (word in given_names() or fold(word) in given_names())
         and word not in medical_terms()
         and english_words().zipf(word) < COMMON_NAME_ZIPF
         and word not in _CALENDAR_WORDS
@@ -814,6 +926,23 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
             before = re.search(rf"(?P<x>{_CAP}){_PAIR.pattern}$", text[: span.start])
             if before and before["x"] not in _NOT_NAMES and before["x"].lower() not in medical_terms():
                 found.append(Span(before.start("x"), before.end("x"), "NAME"))
+        elif span.kind == "LOCATION":
+            # the facility it names ("Christchurch Hospital", "Ikeja General"), a town and postcode after it
+            # ("Mount Eden, Auckland 1024", "Cabramatta 2166")
+            facility = _FACILITY_AFTER.match(text, span.end)
+            if facility:
+                found.append(Span(span.start, facility.end(), "LOCATION"))
+            prefix = _PLACE_PREFIX.search(text, max(0, span.start - 8), span.start)
+            if prefix:
+                found.append(Span(prefix.start(), span.end, "LOCATION"))
+            nearby = re.match(rf",\s+(?P<x>{_CAP}(?:\s+{_CAP})?)(?=\s+\d{{4,6}}\b)", text[span.end :])
+            if nearby and nearby["x"] not in _NOT_NAMES and nearby["x"].lower() not in KEPT_PLACES:
+                found.append(Span(span.end + nearby.start("x"), span.end + nearby.end("x"), "LOCATION"))
+            code = re.match(
+                r"(?:,?\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)?,?\s+(?P<x>\d{4})(?=\s*(?:[,.;:!?)]|$))", text[span.end :]
+            )
+            if code:
+                found.append(Span(span.end + code.start("x"), span.end + code.end("x"), "ZIP"))
         elif span.kind == "ADDRESS":
             after = re.match(
                 rf",?\s+(?P<x>{_CAP}(?:\s+{_CAP})?)(?=\s*(?:,|$|\s+\d|\s+[A-Z]{{1,2}}\d))", text[span.end :]
@@ -837,6 +966,14 @@ def _neighbours(text: str, spans: list[Span]) -> list[Span]:
             if zip_code:
                 found.append(Span(span.end + zip_code.start("x"), span.end + zip_code.end("x"), "ZIP"))
     return found
+
+
+_FACILITY_AFTER = re.compile(
+    r"(?:\s+(?i:city|university|general|royal|regional|district|base|memorial|public|private|teaching|community|"
+    r"children['’]?s|women['’]?s|and))*"
+    r"\s+(?i:hospital|infirmary|medical cent(?:re|er)|health cent(?:re|er)|clinic|general)s?\b"
+)
+_PLACE_PREFIX = re.compile(r"\b(?:Mount|Mt\.?|Port|Fort|Lake|Royal)\s+$")
 
 
 def _model_span(text: str, span: Span) -> Span:
@@ -900,7 +1037,8 @@ class Deidentifier:
                     for span in found
                     if not (_overlaps(span, protected) or _common_lowercase(text, span) or eponym(text, span.end))
                 ]
-        return _merged(_neighbours(text, _merged(spans)) + spans)  # on a tie the neighbour's kind wins
+        spans = _merged(_neighbours(text, _merged(spans)) + spans)  # on a tie the neighbour's kind wins
+        return _merged(_neighbours(text, spans) + spans)  # and theirs: "Mount Eden, Auckland 1024"
 
     def scrub(self, text: str) -> str:
         """``text`` with each identifier replaced by a placeholder such as ``[phone]``."""

