@@ -71,6 +71,7 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.build.pipeline import corpus_vocabulary, served_entries
     from qa_service.corpus.entries import corpus_files, load_corpus
     from qa_service.corpus.synonyms import SYNONYMS_FILE, load_synonyms
 
@@ -82,6 +83,15 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     if synonyms:
         words = sum(len(variants) for variants in synonyms.terms.values())
         print(f"{SYNONYMS_FILE}: {len(synonyms.terms)} terms with {words} patient words are valid")
+    served, _ = served_entries(corpus.entries, settings.exclude_flags)
+    added = {
+        term: words[len(synonyms.terms.get(term, ())) :]
+        for term, words in corpus_vocabulary(synonyms, served, settings).terms.items()
+        if len(words) > len(synonyms.terms.get(term, ()))
+    }
+    if added:
+        listed = "; ".join(f"{term}: {', '.join(words)}" for term, words in added.items())
+        print(f"built-in lay words read as this corpus's terms (QA_LAY_WORDS): {listed}")
     return 0
 
 

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         default_factory=lambda: list(get_args(CoverageIntent)),
         description="Requests not covered when no entry's question or alternate mentions them.",
     )
+    lay_words: bool = Field(
+        True,
+        description='Read common lay words as the FAQ\'s terms ("jab" as "vaccine", "nits" as "head lice"), '
+        "besides the corpus's synonyms.txt; each applies only where the corpus uses the term. "
+        "A change needs a rebuild.",
+    )
     default_top_k: int = Field(3, ge=1, le=20, description="Alternatives returned when a request omits top_k.")
     max_question_chars: int = Field(1000, ge=10, le=20000, description="Longest question accepted (characters).")
     exclude_flags: list[Flag] = Field(

@@ -18,7 +18,7 @@ from qa_service.answering.engine import load_engine
 from qa_service.api.app import create_app
 from qa_service.build.pipeline import build_index, index_is_current
 from qa_service.cli import main
-from qa_service.corpus.synonyms import Synonyms, load_synonyms, parse_synonyms
+from qa_service.corpus.synonyms import Synonyms, lay_words, load_synonyms, parse_synonyms, vocabulary
 from qa_service.errors import CorpusError
 from qa_service.settings import Settings
 from tests.conftest import DATA, make_settings
@@ -124,6 +124,16 @@ def test_an_earlier_emergency_is_not_escalated_again_on_a_later_question(answere
     assert decision.status == "answered"
 
 
+def test_an_earlier_emergency_is_escalated_again_on_a_message_that_does_not_name_its_answer(answerer: Answerer) -> None:
+    turns = [
+        Turn("what are the covid symptoms", "what-are-the-symptoms-of-covid-19"),
+        Turn("his lips have gone blue", None),
+    ]
+    question = "when should i see a gp for covid"
+    assert answered(answerer.ask(question)) == "when-should-i-see-a-doctor-for-covid-19"  # alone: an FAQ answer
+    assert answerer.ask(question, context=turns).status == "urgent"  # it does not say all of "COVID-19"
+
+
 def test_an_earlier_emergency_is_escalated_again_on_a_message_the_faq_does_not_answer(answerer: Answerer) -> None:
     turns = [Turn("i took a whole packet of my mums sleeping pills", None)]
     assert answerer.ask("like 25 maybe, im just sleepy now").status != "urgent"  # alone: no emergency
@@ -211,15 +221,42 @@ def test_the_build_records_the_synonyms_and_a_change_makes_it_stale(
     clinic_settings: Settings, fake_embedder: HashingEmbedder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = load_engine(clinic_settings, fake_embedder).index.manifest
-    assert manifest.synonyms == {"chickenpox": ["chicken pox", "varicella"], "migraine": ["sick headache"]}
+    clinic = {"chickenpox": ["chicken pox", "varicella"], "migraine": ["sick headache"]}
+    assert list(manifest.synonyms.items())[:2] == list(clinic.items())  # the clinic's first, as written
+    assert manifest.synonyms["head lice"] == ["nits"]  # then the lay words that fit the corpus
     assert index_is_current(clinic_settings, fake_embedder) is None
     (clinic_settings.corpus_dir / "synonyms.txt").write_text("chickenpox: chicken pox\n")
-    assert "synonyms (synonyms.txt) changed" in (index_is_current(clinic_settings, fake_embedder) or "")
+    assert "synonyms (synonyms.txt, or the built-in lay words) changed" in (
+        index_is_current(clinic_settings, fake_embedder) or ""
+    )
+    without_lay = clinic_settings.model_copy(update={"lay_words": False})
+    (clinic_settings.corpus_dir / "synonyms.txt").write_text(
+        "chickenpox: chicken pox, varicella\nmigraine: sick headache\n"
+    )
+    assert index_is_current(clinic_settings, fake_embedder) is None
+    assert "changed since the index was built" in (index_is_current(without_lay, fake_embedder) or "")
+    (clinic_settings.corpus_dir / "synonyms.txt").write_text("chickenpox: chicken pox\n")
     assert main(["validate", "--corpus-dir", str(clinic_settings.corpus_dir)]) == 0
     assert "synonyms.txt: 1 terms with 1 patient words are valid" in capsys.readouterr().out
     (clinic_settings.corpus_dir / "synonyms.txt").write_text("chickenpox chicken pox\n")
     assert main(["validate", "--corpus-dir", str(clinic_settings.corpus_dir)]) == 1
     assert "synonyms.txt:1:" in capsys.readouterr().err
+
+
+def test_lay_words_apply_where_the_corpus_uses_the_term_and_the_clinic_did_not_say_otherwise() -> None:
+    texts = ["Is there a vaccine for the flu?", "Yes, ask your doctor about the flu shot."]
+    read = vocabulary(Synonyms(), texts)
+    assert (
+        read.canonical("is there a jab for it, or should i ask my gp")
+        == "is there a vaccine for it, or should i ask my doctor"
+    )
+    assert read.canonical("my kids have nits") == "my kids have nits"  # the corpus says neither children nor head lice
+    shots = vocabulary(Synonyms(), ["Should I get a flu shot?"])  # the first of the choices the corpus uses
+    assert shots.canonical("the flu jab") == "the flu shot"
+    own = Synonyms({"booster": ("jab",)})  # the clinic's word wins
+    assert vocabulary(own, texts).canonical("a jab") == "a booster"
+    assert vocabulary(Synonyms(), texts, lay=False).canonical("a jab") == "a jab"
+    assert lay_words().terms  # the bundled list is valid
 
 
 def test_the_bundled_synonyms_file_is_valid() -> None:

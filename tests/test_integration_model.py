@@ -219,7 +219,7 @@ def test_each_patient_word_of_the_synonyms_finds_an_entry_in_the_faq_s_words(
             assert term in " ".join([entry.question, *entry.alternates, entry.answer]).lower(), (word, entry.id)
 
 
-SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl")
+SETS = ("conversations.jsonl", "fresh.jsonl", "fresh2.jsonl", "fresh3.jsonl", "fresh4.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -239,11 +239,11 @@ def clinic_answerer(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sen
 def test_conversations_follow_ups_standalone_questions_and_emergencies(
     clinic_answerer: object, seed_settings: Settings, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    """Floors under the figures measured on the four conversation sets (docs/benchmarks.md,
-    Conversations): follow-ups answered right in context 0.66 (target 0.85, not met) against 0.22
+    """Floors under the figures measured on the five conversation sets (docs/benchmarks.md,
+    Conversations): follow-ups answered right in context 0.71 (target 0.85, not met) against 0.24
     alone; standalone questions not changed overall; emergencies over several messages all
     escalated; alarming but benign words never escalated; questions the FAQ does not cover answered
-    after a turn it answered 25 of 479 times (17 alone)."""
+    after a turn it answered 24 of 479 times (17 alone)."""
     from qa_service.tooling.conversations import (
         UNCOVERED_FILES,
         load_conversations,
@@ -262,7 +262,7 @@ def test_conversations_follow_ups_standalone_questions_and_emergencies(
     assert rows["emergency"]["right_with_context"] == 1.0
     assert rows["benign"]["escalated"] == 0 and rows["benign"]["right_with_context"] >= rows["benign"]["right_alone"]
     follow_ups = rows["needs_context"]
-    assert follow_ups["right_with_context"] >= 0.60 and follow_ups["right_alone"] <= 0.3
+    assert follow_ups["right_with_context"] >= 0.68 and follow_ups["right_alone"] <= 0.3
     standalone = rows["standalone"]
     assert standalone["p_at_1_with_context"] >= standalone["p_at_1_alone"] - 0.01
     leaks = off_topic(bundled, uncovered_questions([DATA / name for name in UNCOVERED_FILES]))

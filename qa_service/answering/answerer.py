@@ -169,9 +169,10 @@ class Answerer:
                 decision = self._decide(*next(ranked), limit)
                 if topic is not None:
                     decision = self._in_context(text, decision, topic, *next(in_context), limit)
-            if earlier is not None and decision.status != "answered":
-                # the conversation told an emergency and this message asks nothing the FAQ answers:
-                # it is still about the emergency ("like 25 maybe, im just sleepy now")
+            if earlier is not None and not self._moves_on(text, decision):
+                # the conversation told an emergency and this message is still about it: it asks
+                # nothing the FAQ answers ("like 25 maybe, im just sleepy now"), or nothing that names
+                # what its answer is about ("should i ring the gp in the morning")
                 decisions.append(urgent_decision(earlier, self.policy))
                 continue
             decisions.append(replace(decision, note=self._note(note), disclaimer=self.policy.disclaimer))
@@ -186,7 +187,8 @@ class Answerer:
         ranking = [candidate for candidate in ranking if candidate.entry.id != topic.answer_id]
         points_back = leans_on_context(text)
         entry = self.index.entry(topic.answer_id) if topic.answer_id else None
-        in_scope = points_back and entry is not None and bool(ranking) and same_subject(text, entry, ranking[0].entry)
+        subject = entry.question if entry is not None else topic.about  # the FAQ's question, else the patient's
+        in_scope = points_back and bool(ranking) and same_subject(text, subject, ranking[0].entry)
         followed = replace(self._decide(read, ranking, limit, in_scope=in_scope), context=topic.about)
         own, other = alone.answer, followed.answer
         unknown = alone.coverage is not None and alone.coverage.reason == "unknown_topic"
@@ -196,6 +198,16 @@ class Answerer:
             points_back=points_back,
             names_own=own is not None and other is not None and names_rather(text, own.entry, other.entry),
             names_unknown=unknown and not (other is not None and asks_it_all(text, other.entry)),
+        )
+
+    def _moves_on(self, text: str, decision: Decision) -> bool:
+        """Whether a message after an emergency asks something else: it is answered, and says every
+        word of its answer's question that carries meaning ("how long does the flu last?")."""
+        answer = decision.answer
+        return (
+            decision.status == "answered"
+            and answer is not None
+            and asks_it_all(self.synonyms.canonical(text), answer.entry)
         )
 
     def _question_of(self, entry_id: str) -> str | None:

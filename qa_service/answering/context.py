@@ -204,11 +204,12 @@ def names_rather(message: str, own: FaqEntry, other: FaqEntry) -> bool:
     return any(set(tokenize(phrasing)) - others & said for phrasing in (own.question, *own.alternates))
 
 
-def same_subject(message: str, topic: FaqEntry, candidate: FaqEntry) -> bool:
-    """Whether ``candidate`` shares a word of the topic entry's question that the message does not say
-    ("strep" of "What is strep throat?" for "how is it treated?" answered "How is strep throat
-    treated?"): the reading in context stayed on the conversation's subject."""
-    words = set(tokenize(topic.question)) - set(tokenize(message))
+def same_subject(message: str, subject: str, candidate: FaqEntry) -> bool:
+    """Whether ``candidate`` shares a word of the conversation's ``subject`` (the question of the entry
+    that answered the earlier turn, else what the patient said) that the message does not say ("strep"
+    of "What is strep throat?" for "how is it treated?" answered "How is strep throat treated?"): the
+    reading in context stayed on the conversation's subject."""
+    words = set(tokenize(subject)) - set(tokenize(message))
     return any(words & set(tokenize(phrasing)) for phrasing in (candidate.question, *candidate.alternates))
 
 

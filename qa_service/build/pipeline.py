@@ -29,7 +29,7 @@ from qa_service.answering.retrieval import RankingWeights, Retriever, Scored, we
 from qa_service.build.finetune import PreviousBuild, adapt_model, embedding_key
 from qa_service.corpus.duplicates import KnownPairs, find_near_duplicates
 from qa_service.corpus.entries import FaqEntry, content_hashes, hash_entries, load_corpus
-from qa_service.corpus.synonyms import SYNONYMS_FILE, Synonyms, load_synonyms
+from qa_service.corpus.synonyms import SYNONYMS_FILE, Synonyms, load_synonyms, vocabulary
 from qa_service.errors import BuildInProgressError, CorpusError, IndexUnavailableError
 from qa_service.index.embedcache import CACHE_DIR, EmbeddingCache
 from qa_service.index.keywords import TERMS_FILE, KeywordIndex, TermCache
@@ -100,6 +100,12 @@ def build_settings(settings: Settings) -> dict[str, object]:
     )
 
 
+def corpus_vocabulary(own: Synonyms, entries: Sequence[FaqEntry], settings: Settings) -> Synonyms:
+    """The clinic's synonyms with the built-in lay words that fit these entries (``QA_LAY_WORDS``)."""
+    texts = (text for entry in entries for text in (entry.question, *entry.alternates, entry.answer))
+    return vocabulary(own, texts, lay=settings.lay_words)
+
+
 def keyword_texts(entries: Sequence[FaqEntry], synonyms: Synonyms | None = None) -> list[list[str]]:
     """The keyword index's fields: question with alternates, and question with answer (read in the
     FAQ's terms, see ``synonyms``)."""
@@ -122,14 +128,16 @@ def prepare_build(
 ) -> BuildContent:
     """Adapt the model, embed the entries' texts, index their keywords; nothing is written.
 
-    ``synonyms`` (the corpus folder's synonyms.txt) is how the texts are read: patients' words in the
-    FAQ's terms, at build as at question time; the manifest records it.
+    ``synonyms`` (the corpus folder's synonyms.txt), with the built-in lay words that fit the corpus
+    (``corpus_vocabulary``), is how the texts are read: patients' words in the FAQ's terms, at build as
+    at question time; the manifest records it.
 
     With ``index_dir``, the build being served there lends what has not changed: its fine-tuned
     model (see ``adapt_model``), the vectors of unchanged texts (embedding cache) and its
     near-duplicate pairs among unchanged entries."""
     started = time.perf_counter()
     kept, dropped = served_entries(entries, settings.exclude_flags)
+    synonyms = corpus_vocabulary(synonyms or Synonyms(), kept, settings)
     embedder.load()
     previous = PreviousBuild.of(index_dir) if index_dir is not None else None
     corpus_hash, digests = content_hashes(kept)
@@ -140,7 +148,7 @@ def prepare_build(
     row_entry: list[int] = []
     row_field: list[int] = []
     texts: list[str] = []
-    read = synonyms.canonical if synonyms else str
+    read = synonyms.canonical
     for position, entry in enumerate(kept):
         for field, text in entry_texts(entry):
             row_entry.append(position)
@@ -177,7 +185,7 @@ def prepare_build(
             fine_tune=adapted.fine_tune,
             model_weights=adapted.base_weights,
             save_model=adapted.save_model,
-            synonyms=synonyms.as_dict() if synonyms else {},
+            synonyms=synonyms.as_dict(),
         )
         question_rows = content.row_field == FIELD_NAMES.index("question")
         known = known_pairs(previous, kept, adapted.embedding_key) if previous is not None else None
@@ -291,8 +299,8 @@ def index_is_current(settings: Settings, embedder: Embedder) -> str | None:
         return "the corpus changed since the index was built"
     if manifest.build_settings != build_settings(settings):
         return "build settings changed since the index was built"
-    if manifest.synonyms != load_synonyms(settings.corpus_dir).as_dict():
-        return f"the synonyms ({SYNONYMS_FILE}) changed since the index was built"
+    if manifest.synonyms != corpus_vocabulary(load_synonyms(settings.corpus_dir), kept, settings).as_dict():
+        return f"the synonyms ({SYNONYMS_FILE}, or the built-in lay words) changed since the index was built"
     if "uncovered_count" not in (manifest.calibration or {}):
         return "the index was built before builds measured the coverage check's reference level"
     return None

@@ -9,24 +9,30 @@ One line per term, the FAQ's word first, then the patients' words::
 
 Both sides of a match are read in the FAQ's words: each build indexes the entries' texts with the
 patients' words replaced by the FAQ's (for the vectors and the keywords), and each question is read
-the same way before it is matched. Answers are never changed. A build records the file's terms in its
+the same way before it is matched. Answers are never changed. A build records the terms in its
 manifest, so the question side always uses the vocabulary the build was made with, and a change of the
 file makes ``qa-service build --if-stale`` rebuild.
+
+Built-in lay words (``data/lay_words.txt``: "jab" for "vaccine", "nits" for "head lice") are added to
+the clinic's, each only where the corpus uses its FAQ term and the clinic's file does not list the
+patient word (``vocabulary``; ``QA_LAY_WORDS=false`` leaves them out).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 
 from qa_service.corpus.importers.common import read_text
 from qa_service.errors import CorpusError
 
 SYNONYMS_FILE = "synonyms.txt"
+LAY_WORDS_FILE = "lay_words.txt"  # in qa_service/data
 _TERM = re.compile(r"^[\w][\w'’ .+/-]*$")
 _MAX_TERM = 80
 
@@ -85,8 +91,9 @@ class Synonyms:
         return bool(self.terms)
 
 
-def parse_synonyms(text: str, *, path: Path) -> Synonyms:
-    """Read a synonyms file; errors name the file and line."""
+def parse_synonyms(text: str, *, path: Path, choices: bool = False) -> Synonyms:
+    """Read a synonyms file; errors name the file and line. ``choices``: the FAQ's term may be several,
+    "a | b" (kept as written, for ``vocabulary`` to choose from)."""
     terms: dict[str, tuple[str, ...]] = {}
     seen: dict[str, str] = {}  # word -> "file:line" where it first appears
 
@@ -108,7 +115,8 @@ def parse_synonyms(text: str, *, path: Path) -> Synonyms:
         if ":" not in line:
             raise CorpusError(f"{where}: expected 'faq term: patient word, patient word', got {raw.strip()!r}")
         head, _, tail = line.partition(":")
-        term = check(_key(head), where)
+        heads = [check(_key(part), where) for part in head.split("|")] if choices else [check(_key(head), where)]
+        term = " | ".join(heads)
         if not tail.strip():
             raise CorpusError(f"{where}: {term!r} has no patient words after ':'")
         terms[term] = tuple(check(_key(word), where) for word in tail.split(","))
@@ -121,3 +129,34 @@ def load_synonyms(corpus_dir: Path) -> Synonyms:
     if not path.exists():
         return Synonyms()
     return parse_synonyms(read_text(path), path=path)
+
+
+@cache
+def lay_words() -> Synonyms:
+    """The built-in lay words, FAQ terms with their choices (see ``data/lay_words.txt``)."""
+    source = resources.files("qa_service").joinpath("data", LAY_WORDS_FILE)
+    return parse_synonyms(source.read_text(encoding="utf-8"), path=Path(str(source)), choices=True)
+
+
+def vocabulary(own: Synonyms, texts: Iterable[str], *, lay: bool = True) -> Synonyms:
+    """The clinic's synonyms (``own``) with the built-in lay words that fit a corpus of ``texts``: a
+    lay line whose first FAQ term the corpus uses, minus the patient words the clinic lists itself
+    (as a term or a patient word) and the chosen term itself. The clinic's terms come first."""
+    if not lay:
+        return own
+    corpus = " ".join(" ".join(text.casefold().split()) for text in texts)
+    taken = {word for term, words in own.terms.items() for word in (term, *words)}
+    terms = dict(own.terms)
+    for choices, words in lay_words().terms.items():
+        term = next((choice for choice in choices.split(" | ") if _used(choice, corpus)), None)
+        if term is None:
+            continue
+        fresh = tuple(word for word in words if word not in taken and word != term)
+        if fresh:
+            terms[term] = (*terms[term], *fresh) if term in terms else fresh
+            taken.update(fresh)
+    return Synonyms(terms)
+
+
+def _used(term: str, corpus: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", corpus) is not None

@@ -20,6 +20,7 @@ from qa_service.build.pipeline import prepare_build
 from qa_service.corpus.entries import FaqEntry, load_corpus, load_corpus_file
 from qa_service.corpus.importers.common import iter_jsonl_objects, read_text
 from qa_service.corpus.importers.tabular import parse_jsonl
+from qa_service.corpus.synonyms import load_synonyms
 from qa_service.errors import CorpusError
 from qa_service.index.store import publish_build
 from qa_service.model.embedder import Embedder
@@ -186,7 +187,8 @@ def run_evaluation(
             )
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         eval_settings = settings.model_copy(update={"index_dir": Path(tmp), "max_question_chars": 100_000})
-        publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress))
+        synonyms = load_synonyms(faq_path) if faq_path.is_dir() else None  # a corpus folder's synonyms.txt
+        publish_build(Path(tmp), prepare_build(entries, embedder, eval_settings, progress=progress, synonyms=synonyms))
         engine = load_engine(eval_settings, embedder)
         return evaluate_engine(engine, answerable, noanswer, keep_reference=keep_reference, entry_count=len(entries))
 
