@@ -553,6 +553,7 @@ _AFTER_SUBJECT_WORDS = (
 _AFTER_SUBJECT = frozenset(_AFTER_SUBJECT_WORDS.split())
 _MODALS = frozenset(["will", "may", "can", "must", "might", "should", "would", "could"])
 _NOT_AFTER_MODAL = frozenset(["has", "is", "was", "had", "does", "keeps", "gets", "needs"])  # "my son will has"
+_NOT_AFTER_MODAL_PATTERN = re.compile(rf"\s+(?:{'|'.join(sorted(_NOT_AFTER_MODAL))})\b")
 _PAST_SAYING = frozenset(
     ["said", "says", "told", "thinks", "thought", "wants", "wanted", "reckons", "suggested", "recommended"]
 )
@@ -706,7 +707,7 @@ def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
                 kind = "NAME"
             if kind == "FULL_SIGN_OFF":
                 first = match["x"].split()[0].lower()
-                if not (_given_name(first) or first in given_names()) or fold(first) in medical_terms():
+                if fold(first) not in given_names() or fold(first) in medical_terms():
                     continue
                 kind = "NAME"
             if kind == "SIGN_OFF":
@@ -727,9 +728,7 @@ def _pattern_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
     for match in _LOWERCASE_RELATIVE_NAME.finditer(text):
         if _OBJECT_AFTER.match(text, match.end("x")):  # "my dad hit his head": a verb
             continue
-        modal_name = match["x"] in _MODALS and bool(
-            re.match(rf"\s+(?:{'|'.join(_NOT_AFTER_MODAL)})\b", text[match.end("x") :])
-        )
+        modal_name = match["x"] in _MODALS and bool(_NOT_AFTER_MODAL_PATTERN.match(text, match.end("x")))
         if modal_name or _lowercase_name(match["x"], LOWERCASE_NAME_ZIPF):
             spans.append(Span(match.start("x"), match.end("x"), "NAME"))
     for match in _BARE_RELATIVE_NAME.finditer(text):
@@ -844,14 +843,9 @@ def _lexicon_spans(text: str, protected: list[tuple[int, int]]) -> list[Span]:
                         spans.append(Span(place[0].start(), place[-1].end(), "LOCATION"))
                     break
         elif word.islower() and lower in places() and lower not in KEPT_PLACES:
-            strong = _STRONG_PLACE_CUE.search(before) or _SELF_PLACE_CUE.search(before)
-            limit = (
-                SELF_PLACE_ZIPF
-                if _SELF_PLACE_CUE.search(before)
-                else RARE_NAME_ZIPF
-                if strong
-                else LOWERCASE_PLACE_ZIPF
-            )
+            about_self = _SELF_PLACE_CUE.search(before)
+            strong = about_self or _STRONG_PLACE_CUE.search(before)
+            limit = SELF_PLACE_ZIPF if about_self else RARE_NAME_ZIPF if strong else LOWERCASE_PLACE_ZIPF
             rare = frequency(lower) < limit
             if rare and (strong or _PLACE_CUE.search(before)):
                 spans.append(Span(token.start(), token.end(), "LOCATION"))
